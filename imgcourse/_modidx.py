@@ -35,4 +35,7 @@ d = { 'settings': { 'branch': 'main',
                                 'imgcourse.data.pretrained_ok': ('data.html#pretrained_ok', 'imgcourse/data.py'),
                                 'imgcourse.data.read_idx': ('data.html#read_idx', 'imgcourse/data.py'),
                                 'imgcourse.data.say': ('data.html#say', 'imgcourse/data.py'),
-                                'imgcourse.data.tv_model': ('data.html#tv_model', 'imgcourse/data.py')}}}
+                                'imgcourse.data.tv_model': ('data.html#tv_model', 'imgcourse/data.py')},
+            'imgcourse.run': { 'imgcourse.run.find_notebook': ('run.html#find_notebook', 'imgcourse/run.py'),
+                               'imgcourse.run.lesson': ('run.html#lesson', 'imgcourse/run.py'),
+                               'imgcourse.run.run_notebook': ('run.html#run_notebook', 'imgcourse/run.py')}}}
