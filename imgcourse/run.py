@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['find_notebook', 'run_notebook', 'lesson']
 
-# %% ../nbs/90_run.ipynb #e48a65a5
+# %% ../nbs/90_run.ipynb #766c4e4a
 import os, sys, time
 from pathlib import Path
 from fastcore.script import call_parse
 from .data import data_dir, say
 
-# %% ../nbs/90_run.ipynb #b17aee35
+# %% ../nbs/90_run.ipynb #c62abe56
 def find_notebook(name:str, # a notebook's name or a unique part of it, like `01_resnet` or `superres`
                   nbs:Path=None, # the notebooks folder (default: `nbs/` beside the shipped `data/`)
                  ) -> Path:
@@ -24,7 +24,7 @@ def find_notebook(name:str, # a notebook's name or a unique part of it, like `01
         raise ValueError(f'{name!r} matches {len(hit)} notebooks; choose one of: {", ".join(f.stem for f in fs)}')
     return hit[0]
 
-# %% ../nbs/90_run.ipynb #7fc6a7b2
+# %% ../nbs/90_run.ipynb #563822b1
 def run_notebook(src, # notebook to run
                  dest, # where to write the executed notebook
                  quick:bool=True, # quick mode (seconds on a CPU) or full mode (the real lesson, for a GPU)
@@ -34,8 +34,10 @@ def run_notebook(src, # notebook to run
     from execnb.shell import CaptureShell
     from fastcore.nbio import read_nb, write_nb
     src, dest = Path(src).resolve(), Path(dest)
-    old = os.environ.get('IMGCOURSE_QUICK')
+    import imgcourse.data as D
+    old, old_q = os.environ.get('IMGCOURSE_QUICK'), D.QUICK
     os.environ['IMGCOURSE_QUICK'] = '1' if quick else '0'
+    D.QUICK = quick  # the switch was read when imgcourse.data was imported; notebooks read it from there
     nb, cwd, t0 = read_nb(src), os.getcwd(), time.time()
     n = sum(c.cell_type == 'code' for c in nb.cells)
     try:
@@ -51,13 +53,14 @@ def run_notebook(src, # notebook to run
         sh.run_all(nb, exc_stop=True, preproc=_pre, verbose=verbose)
     finally:
         os.chdir(cwd)
+        D.QUICK = old_q
         if old is None: os.environ.pop('IMGCOURSE_QUICK', None)
         else: os.environ['IMGCOURSE_QUICK'] = old
         dest.parent.mkdir(parents=True, exist_ok=True)
         write_nb(nb, dest)
     return dest
 
-# %% ../nbs/90_run.ipynb #3773afb5
+# %% ../nbs/90_run.ipynb #6516d06c
 @call_parse(pos=["name"])
 def lesson(name:str='01_resnet_mnist', # the lesson notebook's name, or a unique part of it
            full:bool=False, # full mode: the real lesson (wants a GPU); default is quick mode
