@@ -1,0 +1,98 @@
+"""Training throughput (images/s, validation excluded) of the lesson's ResNet on MNIST-shaped data, four ways:
+
+- fast:    `fast_learner` + `fast_dls` (data on the device, augmentation there, lean callbacks, fused AdamW)
+- folder:  a default fastai `Learner` + the lesson's folder `DataBlock` (PIL on the CPU, `num_workers` processes)
+- learner: a default fastai `Learner` + `fast_dls` (the same data path as `fast`: isolates fastai's per-batch overhead)
+- learner_fused: as `learner` but with `fast_adam` (how much of the overhead is fastai's `Optimizer`)
+- loop:    a plain PyTorch loop over `fast_dls` batches (forward, cross-entropy, backward, fused AdamW, zero_grad)
+
+All use the same model, batch size, augmentation and precision. Example (GPU):
+    python bench/bench_resnet.py --bs 512 --steps 200
+Overhead per batch, where it dominates (tiny model, small batch):
+    python bench/bench_resnet.py --widths 2,2,2,2 --bs 16 --steps 200 --paths fast,learner,loop
+"""
+import argparse, os, time, platform
+import torch
+from fastai.vision.all import Learner, CrossEntropyLossFlat, defaults, default_device
+from imgcourse.data import get_mnist, get_fashion_mnist, FASHION_SRC
+from imgcourse.resnet import *
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--device', default=None, help="torch device (default: fastai's default, a GPU if there is one)")
+    p.add_argument('--bs', type=int, default=512)
+    p.add_argument('--steps', type=int, default=100, help='timed training batches per path')
+    p.add_argument('--warmup', type=int, default=10, help='untimed batches first')
+    p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'auto'])
+    p.add_argument('--widths', default='8,16,32,16', help="channels of the four stages (the lesson's model: 8,16,32,16)")
+    p.add_argument('--data', default='mnist', choices=['mnist', 'fashion'])
+    p.add_argument('--n', type=int, default=None, help='use only n images per split (default: all)')
+    p.add_argument('--workers', type=int, default=None, help='folder path DataLoader workers (default: min(8, CPUs))')
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch\'s)')
+    p.add_argument('--paths', default='fast,folder,learner,loop')
+    p.add_argument('--clock', default='wall', choices=['wall', 'cpu'],
+                   help="'cpu': count this process's CPU time (steadier on a shared CPU; not for the folder path, whose workers are other processes)")
+    p.add_argument('--train', type=int, default=0,
+                   help='instead of timing: train the fast path for this many epochs of one-cycle and report accuracy and wall time')
+    p.add_argument('--lr', type=float, default=0.05, help='peak learning rate for --train')
+    p.add_argument('--model', default='resnet_mnist', choices=['resnet_mnist', 'wide_resnet'], help='for --train')
+    p.add_argument('--width', type=int, default=32, help='wide_resnet width, for --train')
+    p.add_argument('--repeat', type=int, default=1, help='time each path this many times (interleaved) and keep the best')
+    a = p.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
+    dev = torch.device(a.device) if a.device else default_device()
+    clock = time.process_time if a.clock == 'cpu' else time.perf_counter
+    widths = tuple(int(o) for o in a.widths.split(','))
+    need_files = 'folder' in a.paths.split(',') and not a.train
+    if a.data == 'mnist':
+        path = get_mnist(); files = mnist_files(path, n=a.n)
+        xt, yt, xv, yv, vocab = split_tensors(files)
+    else:  # straight from the IDX files; the PNG folders only for the folder path
+        path = FASHION_SRC
+        xt, yt, xv, yv, vocab = fashion_tensors(n=a.n)
+        if need_files: path = get_fashion_mnist(); files = mnist_files(path, n=a.n)
+    stats = pixel_stats(xt)
+    tdls = fast_dls(xt, yt, xv, yv, bs=a.bs, stats=stats, vocab=vocab, device=dev)
+    prec = default_precision(dev, resnet_mnist(widths)) if a.precision == 'auto' else a.precision
+    workers = a.workers if a.workers is not None else min(8, defaults.cpus)
+    print(f'device {dev} ({torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()}), '
+          f'torch {torch.__version__}, {torch.get_num_threads()} CPU threads; data {a.data} from {path} ({len(xt)} training images); '
+          f'model resnet_mnist{widths} ({n_params(resnet_mnist(widths)):,} parameters); bs {a.bs}; precision {prec}; '
+          f'{a.steps} timed batches after {a.warmup}; {a.clock} clock')
+    if a.train:
+        torch.manual_seed(0)
+        m = resnet_mnist(widths) if a.model == 'resnet_mnist' else wide_resnet(a.width)
+        aug = fashion_aug if a.data == 'fashion' else pad_crop
+        tdls = fast_dls(xt, yt, xv, yv, bs=a.bs, stats=stats, vocab=vocab, device=dev, aug=aug)
+        prec = default_precision(dev, m) if a.precision == 'auto' else a.precision
+        learn = fast_learner(tdls, m, precision=prec)
+        print(f'training {a.model} ({n_params(m):,} parameters) for {a.train} epochs, one-cycle lr {a.lr}, bs {a.bs}, '
+              f'precision {prec}, augmentation {aug.__name__}, {len(xt)} training / {len(xv)} test images', flush=True)
+        t = time.perf_counter()
+        learn.fit_one_cycle(a.train, a.lr)
+        secs = time.perf_counter() - t
+        print(f'RESULT {a.data} {a.model}: accuracy {learn.recorder.values[-1][-1]:.4f} on {len(xv)} test images, '
+              f'{secs:.0f} s wall time for {a.train} epochs (validation included) on {dev}')
+        return
+    res = {}
+    for name in a.paths.split(',') * a.repeat:
+        torch.manual_seed(0)
+        m = resnet_mnist(widths)
+        if name == 'fast': ips = time_learner(fast_learner(tdls, m, precision=prec), a.steps, a.warmup, clock=clock)
+        elif name == 'loop': ips = time_loop(m, tdls.train, a.steps, a.warmup, precision=prec, clock=clock)
+        elif name in ('learner', 'folder', 'learner_fused'):
+            dls = tdls if name != 'folder' else folder_dls(files, bs=a.bs, stats=stats, num_workers=workers, device=dev)
+            cbs = []
+            if prec == 'bf16': cbs.append(BF16())  # fastai's MixedPrecision is CUDA-only; same autocast as the fast path
+            kw = dict(opt_func=fast_adam) if name == 'learner_fused' else {}
+            ips = time_learner(Learner(dls, m, loss_func=CrossEntropyLossFlat(), cbs=cbs, **kw), a.steps, a.warmup, clock=clock)
+        else: raise SystemExit(f'unknown path {name!r}')
+        res[name] = max(ips, res.get(name, 0))
+        print(f'  {name:14s} {ips:10,.0f} images/s  {a.bs/ips*1e3:8.2f} ms/batch', flush=True)
+    if a.repeat > 1: print(f'best of {a.repeat}: ' + ', '.join(f'{k} {v:,.0f} images/s' for k, v in res.items()))
+    if 'loop' in res:
+        print('relative to the plain loop: ' + ', '.join(f'{k} {v/res["loop"]:.2f}x' for k, v in res.items() if k != 'loop'))
+        floor = a.bs / res['loop'] * 1e3
+        print('overhead over the plain loop, ms/batch: ' + ', '.join(f'{k} {a.bs/v*1e3 - floor:+.2f}' for k, v in res.items() if k != 'loop'))
+
+if __name__ == '__main__': main()

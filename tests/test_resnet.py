@@ -1,0 +1,202 @@
+"Tests of `imgcourse.resnet`: augmentation, models, the on-device data path and the lean Learner."
+import numpy as np, pytest, torch, torch.nn as nn
+from fastai.vision.all import Learner, Callback, CrossEntropyLossFlat, ProgressCallback, AvgSmoothLoss, OptimWrapper
+from imgcourse.data import get_mnist, FASHION_SRC
+from imgcourse.resnet import *
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    "Tiny CPU batches run faster on one thread (and much faster on a busy machine)."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+@pytest.fixture(scope='module')
+def files(): return mnist_files(get_mnist(online=False), n=(96, 48))
+
+@pytest.fixture(scope='module')
+def tensors(files): return split_tensors(files)
+
+# augmentation
+def test_pad_crop_is_pad_and_crop():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8, generator=g)
+    out = pad_crop(x, generator=g)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert is_pad_crop(x, out)
+    assert not torch.equal(out, x)  # 32 images: some offset is not the centre
+    assert torch.equal(pad_crop(x, pad=0), x)
+    xf = torch.randn(4, 3, 10, 12)
+    assert is_pad_crop(xf, pad_crop(xf, pad=2), pad=2)
+
+def test_pad_crop_offsets_cover_range():
+    "A single bright pixel moves by -3..3 in both directions, and nowhere else."
+    x = torch.zeros(2000, 1, 28, 28); x[:, 0, 14, 14] = 1
+    out = pad_crop(x)
+    ys, xs = torch.nonzero(out[:, 0] > 0, as_tuple=True)[1:]
+    assert len(ys) == 2000
+    assert set((ys - 14).tolist()) == set(range(-3, 4)) == set((xs - 14).tolist())
+
+def test_is_pad_crop_rejects():
+    x = torch.arange(2*28*28, dtype=torch.float).view(2, 1, 28, 28)
+    assert not is_pad_crop(x, x.flip(-1))
+    assert not is_pad_crop(x, x[:, :, :27])
+
+def test_rand_hflip():
+    x = torch.randn(64, 1, 5, 5)
+    out = rand_hflip(x)
+    same = [torch.equal(a, b) for a, b in zip(out, x)]
+    flipped = [torch.equal(a, b.flip(-1)) for a, b in zip(out, x)]
+    assert all(s or f for s, f in zip(same, flipped)) and any(same) and any(flipped)
+    assert fashion_aug(x).shape == x.shape
+
+# models
+def test_param_counts_and_shapes():
+    x = torch.randn(3, 1, 28, 28)
+    assert n_params(plain_cnn()) == 12_044 and plain_cnn()(x).shape == (3, 10)
+    assert n_params(resnet_mnist()) == 41_132 and resnet_mnist()(x).shape == (3, 10)
+    assert n_params(resnet_mnist(skip=False)) == 41_132  # same layers without the shortcuts
+    assert resnet_mnist(n_res=3)(x).shape == (3, 10)
+    w = wide_resnet()
+    assert 300_000 < n_params(w) < 1_500_000 and w(x).shape == (3, 10)
+    assert wide_resnet(8, c_in=3, n_out=5)(torch.randn(2, 3, 28, 28)).shape == (2, 5)
+
+@pytest.mark.parametrize('train', [True, False])
+def test_residual_zero_init_is_identity(train):
+    blk = Residual(16).train(train)
+    x = torch.randn(4, 16, 7, 7)
+    assert torch.equal(blk(x), x)
+
+def test_residual_variants():
+    x = torch.randn(2, 8, 7, 7)
+    assert Residual(8, dense=True)(x).shape == (2, 16, 7, 7)
+    assert not torch.equal(Residual(8, zero_init=False)(x), x)
+    plain = Residual(8, skip=False)
+    assert torch.equal(plain(x), plain.f(x))
+    assert conv2(4, 8)(torch.randn(1, 4, 28, 28)).shape == (1, 8, 14, 14)
+    assert conv_and_res(4, 8, n_res=2)(torch.randn(1, 4, 28, 28)).shape == (1, 8, 14, 14)
+
+def test_residual_gradient_reaches_input():
+    "With the shortcut, the input gets gradient 1 through the block even when f is zero."
+    blk = Residual(4)
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    blk(x).sum().backward()
+    assert torch.allclose(x.grad, torch.ones_like(x))
+
+# data
+def test_mnist_files_subset(files):
+    assert len(files) == 144
+    assert files == mnist_files(get_mnist(online=False), n=(96, 48))
+    assert sum(f.parent.parent.name == 'training' for f in files) == 96
+
+def test_folder_tensors(tensors):
+    xt, yt, xv, yv, vocab = tensors
+    assert xt.shape == (96, 1, 28, 28) and xt.dtype == torch.uint8 and yt.dtype == torch.int64
+    assert xv.shape == (48, 1, 28, 28) and list(vocab) == [str(i) for i in range(10)]
+    m, s = pixel_stats(xt)
+    assert 0.05 < m < 0.25 and 0.2 < s < 0.45
+
+def _counts(dl): return torch.bincount(torch.cat([y.cpu() for _, y in dl]), minlength=10)
+
+def test_fast_path_matches_folder_path(files, tensors):
+    xt, yt, xv, yv, vocab = tensors
+    stats = pixel_stats(xt)
+    fdls = folder_dls(files, bs=16, stats=stats, num_workers=0)
+    tdls = fast_dls(xt, yt, xv, yv, bs=16, stats=stats, vocab=vocab)
+    (a, b), (c, d) = fdls.one_batch(), tdls.one_batch()
+    assert a.shape == c.shape and b.shape == d.shape and a.dtype == c.dtype and b.dtype == d.dtype
+    assert len(tdls.train) == len(fdls.train) and len(tdls.valid) * 2 >= len(fdls.valid)
+    # the same label distribution, over whole epochs
+    assert torch.equal(_counts(tdls.valid), _counts(fdls.valid))
+    assert torch.equal(_counts(tdls.train.new(shuffle=False, drop_last=False)),
+                       _counts(fdls.train.new(shuffle=False, drop_last=False)))
+    # validation: no augmentation, the same pixels after normalisation
+    vx, vy = next(iter(tdls.valid)); fx, fy = next(iter(fdls.valid))
+    k = min(len(vx), len(fx))
+    assert torch.allclose(vx[:k], torch.as_tensor(fx[:k]), atol=1e-4) and torch.equal(vy[:k], torch.as_tensor(fy[:k]))
+    assert list(tdls.vocab) == list(fdls.vocab)
+
+def test_tensor_dl_epochs(tensors):
+    xt, yt, *_ = tensors
+    dl = TensorDL(xt, yt, bs=10, shuffle=True, drop_last=True, aug=pad_crop, stats=(0.13, 0.31))
+    assert len(dl) == 9
+    ys = torch.cat([y for _, y in dl])
+    assert len(ys) == 90 and len(set(ys.tolist())) > 3
+    dl2 = dl.new(shuffle=False, drop_last=False, aug=None)
+    assert dl2.x is dl.x and len(dl2) == 10 and dl.shuffle
+    xb, yb = next(iter(dl2))
+    assert torch.allclose(dl2.decode(xb) * 255, xt[:10].float(), atol=1e-3) and torch.equal(yb, yt[:10])
+    with pytest.raises(TypeError): dl.new(bogus=1)
+    with pytest.raises(ValueError): TensorDL(xt, yt[:5])
+
+# the lean Learner
+class Count(Callback):
+    "Counts the events it sees."
+    def __init__(self): self.n = {}
+    def _c(self, e): self.n[e] = self.n.get(e, 0) + 1
+    def before_batch(self): self._c('before_batch')
+    def after_loss(self): self._c('after_loss')
+    def after_step(self): self._c('after_step')
+    def after_batch(self): self._c('after_batch')
+    def after_epoch(self): self._c('after_epoch')
+
+def test_fast_learner_trains_and_dispatches(tensors):
+    xt, yt, xv, yv, vocab = tensors
+    dls = fast_dls(xt, yt, xv, yv, bs=16, vocab=vocab)
+    cf, cs = Count(), Count()
+    fl = fast_learner(dls, resnet_mnist((4, 4, 4, 4)), cbs=cf, precision='fp32')
+    sl = Learner(dls, resnet_mnist((4, 4, 4, 4)), loss_func=CrossEntropyLossFlat(), cbs=cs)
+    for l in (fl, sl):
+        with l.no_logging(): l.fit_one_cycle(2, 1e-2)
+    assert cf.n == cs.n and cf.n['after_step'] == 2 * len(dls.train)
+    assert isinstance(fl, FastLearner) and isinstance(fl.opt, OptimWrapper)
+    assert isinstance(fl.recorder, LeanRecorder) and isinstance(fl.progress, LeanProgress)
+    assert len(fl.recorder.losses) == len(fl.recorder.lrs) == 2 * len(dls.train)
+    assert all(torch.isfinite(torch.stack(fl.recorder.losses)))
+    # the one-cycle schedule reached the torch optimizer (momentum goes back up to 0.95 at the end)
+    assert 0.85 <= fl.opt.opt.param_groups[0]['betas'][0] <= 0.95
+    assert max(fl.recorder.lrs) > 5 * min(fl.recorder.lrs)
+    prog = fl.progress
+    with fl.no_bar(): assert not hasattr(fl, 'progress')
+    assert fl.progress is prog  # the same callback put back
+    fl.remove_cb(cf)
+    with fl.no_logging(): fl.fit(1, 1e-3)
+    assert cf.n['after_step'] == 2 * len(dls.train)  # a removed callback is no longer called
+    p, t = fl.get_preds()
+    assert p.shape == (len(xv), 10) and torch.allclose(p.sum(1), torch.ones(len(xv)), atol=1e-4)
+
+def test_bf16_and_precision(tensors):
+    xt, yt, xv, yv, vocab = tensors
+    dls = fast_dls(xt[:32], yt[:32], xv[:16], yv[:16], bs=16)
+    assert default_precision('cpu', resnet_mnist()) == 'fp32'
+    with pytest.raises(ValueError): fast_learner(dls, resnet_mnist(), precision='fp8')
+    class Peek(Callback):
+        order = 20  # after `BF16`
+        def after_pred(self): self.seen = (torch.is_autocast_enabled('cpu'), self.pred.dtype)
+    fl = fast_learner(dls, resnet_mnist((4, 4, 4, 4)), precision='bf16', cbs=Peek())
+    with fl.no_logging(): fl.fit(1, 1e-3)
+    assert fl.peek.seen == (True, torch.float32)  # the forward ran under autocast; the logits come back as fp32
+    assert not torch.is_autocast_enabled('cpu')  # and autocast was closed after each batch
+
+def test_device_smooth_loss():
+    class L_: pass
+    a, b = AvgSmoothLoss(), DeviceSmoothLoss()
+    for v in [3., 2., 1.5, 1.]:
+        l = L_(); l.loss = torch.tensor([v, v + 1])
+        a.accumulate(l); b.accumulate(l)
+    assert torch.allclose(a.value, b.value)
+
+def test_timers_run(tensors):
+    xt, yt, xv, yv, _ = tensors
+    dls = fast_dls(xt, yt, xv, yv, bs=16)
+    assert time_loop(resnet_mnist((2, 2, 2, 2)), dls.train, steps=3, warmup=1) > 0
+    l = fast_learner(dls, resnet_mnist((2, 2, 2, 2)))
+    assert time_learner(l, steps=8, warmup=2) > 0  # more steps than one epoch: spans epochs
+    assert isinstance(l.progress, LeanProgress)
+
+@pytest.mark.skipif(not (FASHION_SRC/'t10k-labels-idx1-ubyte.gz').exists(), reason='Fashion-MNIST IDX files not installed')
+def test_fashion_tensors():
+    xt, yt, xv, yv, vocab = fashion_tensors(n=(50, 20))
+    assert xt.shape == (50, 1, 28, 28) and xv.shape == (20, 1, 28, 28) and xt.dtype == torch.uint8
+    assert len(vocab) == 10 and yt.max() <= 9
+    assert torch.equal(fashion_tensors(n=(50, 20))[1], yt)
