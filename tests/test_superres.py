@@ -1,0 +1,158 @@
+"Tests of `imgcourse.superres`: the hand-written U-Net, the metrics against known values, the paired data, `upscale` on any image mode, checkpoint/resume."
+import math, os
+from pathlib import Path
+import numpy as np, pytest, torch
+from PIL import Image
+from fastai.vision.all import Learner, MSELossFlat, OptimWrapper, CancelFitException, Callback, resnet18, imagenet_stats
+from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
+from imgcourse.superres import *
+
+@pytest.fixture(autouse=True)
+def offline_env(monkeypatch, tmp_path):
+    "No test touches the network or the user's cache."
+    monkeypatch.setenv('IMGCOURSE_OFFLINE', '1')
+    monkeypatch.setenv('IMGCOURSE_CACHE', str(tmp_path/'cache'))
+    monkeypatch.setenv('FASTAI_HOME', str(tmp_path/'fastai'))
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    "Tiny models on a shared CPU run fastest single-threaded."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+@pytest.fixture
+def photos(tmp_path):
+    "Eight smooth random 64x80 RGB photos (PNG) in a folder."
+    d = tmp_path/'photos'; d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        a = rng.integers(0, 255, (8, 10, 3), dtype=np.uint8)
+        Image.fromarray(a).resize((80, 64), Image.BICUBIC).save(d/f'p{i}.png')
+    return d
+
+# the hand-written U-Net
+@pytest.mark.parametrize('shape', [(2, 3, 64, 64), (1, 3, 50, 70), (1, 3, 32, 48)])
+def test_tiny_unet_keeps_size(shape):
+    m = TinyUnet()
+    assert m(torch.randn(shape)).shape == shape
+
+def test_tiny_unet_skips():
+    m = TinyUnet(nfs=(8, 16, 32))
+    m(torch.randn(2, 3, 32, 32))
+    assert [s[1:] for s in m.skip_shapes] == [(8, 32, 32), (16, 16, 16)]   # each encoder resolution, kept for the decoder
+    assert [mg[0][0].in_channels for mg in m.merges] == [32, 16]            # concatenated: skip + upsampled
+    # with the path through the bottom cut, the output still depends on the input: through the skips
+    for up in m.ups: up.forward = lambda x: torch.zeros(x.shape[0], x.shape[1]//2, x.shape[2]*2, x.shape[3]*2)
+    m.eval()
+    a, b = torch.randn(1, 3, 32, 32), torch.randn(1, 3, 32, 32)
+    assert not torch.allclose(m(a), m(b))
+
+def test_tiny_unet_y_range():
+    out = TinyUnet(y_range=(-3., 3.))(torch.randn(2, 3, 32, 32)*100)
+    assert out.min() >= -3 and out.max() <= 3
+
+# metrics
+def test_psnr_identical_is_capped():
+    a = torch.rand(2, 3, 16, 16)
+    assert float(psnr(a, a, stats=None)) == pytest.approx(100.)
+    assert float(psnr(a, a, stats=None, max_db=60.)) == pytest.approx(60.)
+
+@pytest.mark.parametrize('amp', [0.01, 0.05, 0.2])
+def test_psnr_known_noise(amp):
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(4, 3, 64, 64, generator=g)*(1 - 2*amp) + amp        # noise stays inside [0, 1]: no clamping
+    noisy = a + (torch.rand(a.shape, generator=g)*2 - 1)*amp            # uniform on [-amp, amp]: MSE = amp^2/3
+    assert float(psnr(noisy, a, stats=None)) == pytest.approx(10*math.log10(3/amp**2), abs=0.05)
+    ref = tm_psnr(noisy, a, data_range=1.0, reduction='none', dim=(1, 2, 3)).mean()
+    assert float(psnr(noisy, a, stats=None)) == pytest.approx(float(ref), abs=1e-3)
+
+def test_psnr_undoes_normalisation():
+    a, b = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    m, s = (torch.tensor(v).view(1, -1, 1, 1) for v in imagenet_stats)
+    assert float(psnr((a - m)/s, (b - m)/s)) == pytest.approx(float(psnr(a, b, stats=None)), abs=1e-4)
+
+def test_ssim_values():
+    g = torch.Generator().manual_seed(2)
+    a = torch.rand(2, 3, 32, 32, generator=g)
+    assert float(ssim(a, a, stats=None)) == pytest.approx(1., abs=1e-5)
+    s1 = float(ssim(a + 0.05*torch.randn(a.shape, generator=g), a, stats=None))
+    s2 = float(ssim(a + 0.3*torch.randn(a.shape, generator=g), a, stats=None))
+    assert 1 > s1 > s2
+
+# data
+def test_sr_dls_pairs(photos):
+    dls = sr_dls(photos, size=32, bs=2, valid_pct=0.25, lr_size=24, num_workers=0)
+    x, y = dls.one_batch()
+    assert x.shape == y.shape == (2, 3, 32, 32)
+    assert len(dls.valid_ds) == 2 and len(dls.train_ds) == 6
+    assert len(list((crappy_dir(photos, 24)).glob('*.jpg'))) == 8          # crappified copies, in the cache
+    base = bicubic_metrics(dls)
+    assert all(map(math.isfinite, base.values())) and base == bicubic_metrics(dls)
+    d3 = sr_dls(photos, size=32, bs=2, valid_pct=0.25, lr_size=24, repeat=3, num_workers=0)
+    assert len(d3.train_ds) == 18 and list(d3.valid_ds.items) == list(dls.valid_ds.items)
+
+def test_sr_dls_bad_folders(photos, tmp_path, caplog):
+    empty = tmp_path/'empty'; empty.mkdir()
+    with pytest.raises(FileNotFoundError, match='no image files'): sr_dls(empty)
+    (photos/'broken.jpg').write_bytes(b'not a jpeg')
+    with caplog.at_level('WARNING', logger='imgcourse'):
+        dls = sr_dls(photos, size=32, bs=2, valid_pct=0.25, lr_size=24, num_workers=0)
+    assert 'broken.jpg' in caplog.text
+    assert len(dls.train_ds) + len(dls.valid_ds) == 8
+    with pytest.raises(ValueError, match='at least one'): sr_dls(photos, n_items=3, valid_pct=0.1)
+
+# upscale
+@pytest.mark.parametrize('mode,out_mode', [('L', 'L'), ('RGB', 'RGB'), ('RGBA', 'RGBA'), ('I;16', 'L'), ('P', 'RGB'), ('LA', 'RGBA')])
+def test_upscale_modes(mode, out_mode):
+    m = TinyUnet(nfs=(8, 16))
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 45, 3), dtype=np.uint8)).convert(mode)
+    out = upscale(m, img, scale=2)
+    assert out.size == (90, 60) and out.mode == out_mode
+    assert upscale(m, img, size=(50, 33)).size == (50, 33)
+    assert upscale(m, img, scale=2, keep_mode=False).mode == 'RGB'
+
+def test_upscale_path_and_alpha(tmp_path):
+    m = TinyUnet(nfs=(8, 16))
+    a = np.zeros((20, 24, 4), np.uint8); a[..., 3] = 255; a[:10, :, 3] = 0
+    f = tmp_path/'t.png'; Image.fromarray(a, 'RGBA').save(f)
+    out = upscale(m, f, scale=3)
+    assert out.size == (72, 60) and out.mode == 'RGBA'
+    alpha = np.asarray(out.getchannel('A'))
+    assert alpha[:20].mean() < 30 and alpha[40:].mean() > 225      # the transparent half stays transparent
+    with pytest.raises(TypeError): upscale(m, 3)
+    (tmp_path/'bad.png').write_bytes(b'nope')
+    with pytest.raises(ValueError, match='bad.png'): upscale(m, tmp_path/'bad.png')
+
+# learner, training, checkpoints
+def test_sr_learner_builds(photos):
+    dls = sr_dls(photos, size=32, bs=2, valid_pct=0.25, lr_size=24, num_workers=0)
+    learn = sr_learner(dls, arch=resnet18, path=photos.parent/'work')
+    assert learn.precision == 'fp32' and learn.wd == 1e-3
+    x, _ = dls.one_batch()
+    with torch.no_grad(): out = learn.model.eval()(x)
+    assert out.shape == x.shape and out.min() >= -3 and out.max() <= 3
+
+class _Stop(Callback):
+    order = 70
+    def after_epoch(self):
+        if self.epoch == 0: raise CancelFitException()
+
+def test_fit_sr_resumes(photos, tmp_path):
+    dls = sr_dls(photos, size=32, bs=2, valid_pct=0.25, lr_size=24, num_workers=0)
+    mk = lambda: Learner(dls, TinyUnet(nfs=(8, 16), y_range=(-3., 3.)), loss_func=MSELossFlat(), path=tmp_path/'w')
+    learn = mk()
+    with learn.no_bar(), learn.no_logging(): fit_sr(learn, 2, 1e-3, fname='t', cbs=_Stop())
+    assert list(checkpoints(learn, 't')) == [0]
+    learn = mk()
+    with learn.no_bar(), learn.no_logging(): fit_sr(learn, 2, 1e-3, fname='t')
+    assert list(checkpoints(learn, 't')) == [1]                      # only the latest is kept
+    assert len([v for v in learn.recorder.values if v]) == 1           # epoch 0 was not trained again
+
+def test_speed_up_trains(photos):
+    dls = sr_dls(photos, size=32, bs=2, valid_pct=0.25, lr_size=24, num_workers=0)
+    learn = speed_up(Learner(dls, TinyUnet(nfs=(8, 16), y_range=(-3., 3.)), loss_func=MSELossFlat(), metrics=[psnr, ssim]))
+    with learn.no_logging(): learn.fit(2, 1e-3)
+    assert isinstance(learn.opt, OptimWrapper)
+    assert all(l.device.type == 'cpu' and math.isfinite(float(l)) for l in learn.recorder.losses)
+    assert all(math.isfinite(v) for v in learn.recorder.values[-1])
