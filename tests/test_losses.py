@@ -1,0 +1,152 @@
+"Tests of `imgcourse.losses`: Gram matrices, the feature loss, its hooks, bf16 autocast, style loss."
+import gc, math
+import pytest, torch, torch.nn as nn, torch.nn.functional as F
+from imgcourse.losses import *
+
+def tiny_net():
+    "A small frozen CNN standing in for VGG: conv-bn-relu blocks with pools"
+    torch.manual_seed(0)
+    blk = lambda i, o: [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+    return frozen(nn.Sequential(*blk(3, 8), nn.MaxPool2d(2), *blk(8, 16), nn.MaxPool2d(2), *blk(16, 16)))
+
+LAYERS, WGTS = [2, 6, 9], [5, 15, 2]
+
+@pytest.fixture
+def imgs():
+    torch.manual_seed(1)
+    x = torch.rand(3, 3, 24, 24)
+    return F.avg_pool2d(F.pad(x, [1]*4, mode='reflect'), 3, stride=1)  # some spatial structure
+
+def gram_loop(x):
+    n, c, h, w = x.shape
+    g = torch.zeros(n, c, c)
+    for b in range(n):
+        for i in range(c):
+            for j in range(c): g[b, i, j] = (x[b, i]*x[b, j]).sum()/(c*h*w)
+    return g
+
+def test_gram_matches_loop():
+    x = torch.randn(2, 4, 5, 3)
+    g = gram_matrix(x)
+    assert g.shape == (2, 4, 4)
+    torch.testing.assert_close(g, gram_loop(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g, g.transpose(1, 2))
+    xc = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(gram_matrix(xc), g)
+    with pytest.raises(ValueError, match='n, c, h, w'): gram_matrix(torch.randn(4, 5))
+
+def test_pool_relus_vgg():
+    from torchvision.models.vgg import make_layers, cfgs
+    assert pool_relus(make_layers(cfgs['D'], batch_norm=True)) == [5, 12, 22, 32, 42]
+
+def test_identical_zero_and_grows(imgs):
+    fl = FeatureLoss(tiny_net(), LAYERS, WGTS)
+    assert fl(imgs, imgs).item() == pytest.approx(0, abs=1e-6)
+    assert fl.metric_names == ['pixel', 'feat_0', 'feat_1', 'feat_2', 'gram_0', 'gram_1', 'gram_2']
+    torch.manual_seed(2)
+    noise = torch.randn_like(imgs)
+    ls = [fl(imgs + s*noise, imgs).item() for s in (0.01, 0.05, 0.2, 0.5)]
+    assert all(a < b for a, b in zip(ls, ls[1:])), ls
+    fl(imgs + 0.2*noise, imgs)
+    parts = [getattr(fl, n) for n in fl.metric_names]
+    assert all(torch.isfinite(p) and p >= 0 for p in parts)
+    assert sum(parts).item() == pytest.approx(fl(imgs + 0.2*noise, imgs).item(), rel=1e-5)
+
+def test_reductions_and_gradients(imgs):
+    fl = FeatureLoss(tiny_net(), LAYERS, WGTS)
+    p = (imgs + 0.1).requires_grad_(); t = imgs.clone().requires_grad_()
+    per = fl(p, t, reduction='none')
+    assert per.shape == (3,)
+    assert per.mean().item() == pytest.approx(fl(p, t).item(), rel=1e-5)
+    assert per.sum().item() == pytest.approx(fl(p, t, reduction='sum').item(), rel=1e-5)
+    fl(p, t).backward()
+    assert p.grad is not None and p.grad.abs().sum() > 0
+    assert t.grad is None  # target treated as data
+    with pytest.raises(ValueError): fl(p, t, reduction='max')
+
+def test_hooks_do_not_accumulate(imgs):
+    net = tiny_net()
+    assert n_hooks(net) == 0
+    for _ in range(20):
+        fl = FeatureLoss(net, LAYERS, WGTS)
+        fl(imgs, imgs)
+        del fl
+        assert n_hooks(net) == 0
+    for _ in range(20): fl = FeatureLoss(net, LAYERS, WGTS)  # rebinding drops the previous one
+    assert n_hooks(net) == len(LAYERS)
+    del fl; gc.collect()
+    assert n_hooks(net) == 0
+    with FeatureLoss(net, LAYERS, WGTS) as fl:
+        assert n_hooks(net) == len(LAYERS)
+    assert n_hooks(net) == 0
+    fl = FeatureLoss(net, LAYERS, WGTS); fl.remove(); fl.remove()  # idempotent
+    assert n_hooks(net) == 0
+
+def test_hooks_removed_when_learner_dropped(imgs):
+    "A loss held by a fastai Learner (which has reference cycles) is freed by the garbage collector"
+    from fastai.learner import Learner
+    from fastai.data.core import DataLoaders
+    net = tiny_net()
+    for _ in range(5):
+        fl = FeatureLoss(net, LAYERS, WGTS)
+        learn = Learner(DataLoaders([], []), nn.Conv2d(3, 3, 1), loss_func=fl, metrics=fl.loss_metrics)
+        del fl, learn
+    gc.collect()
+    assert n_hooks(net) == 0
+
+def test_channels_last_input(imgs):
+    fl = FeatureLoss(tiny_net(), LAYERS, WGTS)
+    p = imgs + 0.1
+    ref = fl(p, imgs).item()
+    assert fl(p.contiguous(memory_format=torch.channels_last), imgs).item() == pytest.approx(ref, rel=1e-5)
+
+def test_bf16_autocast(imgs):
+    fl = FeatureLoss(tiny_net(), LAYERS, WGTS)
+    p = imgs + 0.1*torch.randn_like(imgs)
+    ref = fl(p, imgs).item()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        l = fl(p.requires_grad_(), imgs)
+    assert l.dtype == torch.float32 and math.isfinite(l.item())
+    assert l.item() == pytest.approx(ref, rel=0.05)
+    l.backward()
+    assert torch.isfinite(p.grad).all()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        g = gram_matrix(torch.randn(2, 4, 6, 6).bfloat16())
+    assert g.dtype == torch.float32
+
+def test_named_layers_any_cnn(imgs):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        def forward(self, x): return self.b(torch.relu(self.a(x)))
+    net = Net()
+    fl = FeatureLoss(net, ['a', 'b'], [1, 1])
+    assert fl(imgs, imgs).item() == pytest.approx(0, abs=1e-6)
+    assert fl(imgs + 0.1, imgs).item() > 0
+    with pytest.raises(KeyError, match='no layer'): FeatureLoss(net, ['c'], [1])
+    with pytest.raises(ValueError, match='weights'): FeatureLoss(net, ['a', 'b'], [1])
+
+def test_style_loss(imgs):
+    net = tiny_net()
+    style = torch.rand(1, 3, 32, 32)
+    sl = StyleLoss(style, net, content_ids=[6], style_ids=[2, 6], style_wgt=1e3)
+    total0 = sl(imgs[:1], imgs[:1]).item()
+    s0 = sl.style.item()
+    assert sl.content.item() == pytest.approx(0, abs=1e-6) and s0 > 0
+    out = stylise(imgs[:1], sl, steps=15, lr=0.02, snap_at=[5, 15])
+    assert len(out) == 2 and out[-1].shape == imgs[:1].shape
+    assert sl(out[-1], imgs[:1]).item() < total0
+    assert sl.style.item() < s0
+    sl.remove(); assert n_hooks(net) == 0
+
+def test_feat_dist(imgs):
+    fd = FeatDist(tiny_net(), [2, 6, 9], min_size=16)
+    d0, d1, d2 = (fd(imgs + s*torch.ones_like(imgs)*torch.linspace(0, 1, 24), imgs) for s in (0, .1, .5))
+    assert d0.shape == (3,) and d0.abs().max() < 1e-6
+    assert (d1 < d2).all()
+    with pytest.raises(ValueError): fd(imgs, imgs[:, :, :8])
+
+def test_transformer_net_shape():
+    m = TransformerNet(nf=4, n_res=1)
+    assert m(torch.randn(2, 3, 16, 24)).shape == (2, 3, 16, 24)
