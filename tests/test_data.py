@@ -13,13 +13,6 @@ def rgb_file(tmp_path):
     Image.fromarray(a).save(f)
     return f
 
-@pytest.fixture(autouse=True)
-def offline_env(monkeypatch, tmp_path):
-    "No test touches the network or the user's cache."
-    monkeypatch.setenv('IMGCOURSE_OFFLINE', '1')
-    monkeypatch.setenv('IMGCOURSE_CACHE', str(tmp_path/'cache'))
-    monkeypatch.setenv('FASTAI_HOME', str(tmp_path/'fastai'))
-
 # quick mode
 @pytest.mark.parametrize('env,in_test,expect', [({}, False, False), ({}, True, True), ({'IMGCOURSE_QUICK': '1'}, False, True),
                                                 ({'IMGCOURSE_QUICK': '0'}, True, False), ({'IMGCOURSE_QUICK': 'off'}, True, False)])

@@ -7,13 +7,6 @@ from fastai.vision.all import Learner, MSELossFlat, OptimWrapper, CancelFitExcep
 from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 from imgcourse.superres import *
 
-@pytest.fixture(autouse=True)
-def offline_env(monkeypatch, tmp_path):
-    "No test touches the network or the user's cache."
-    monkeypatch.setenv('IMGCOURSE_OFFLINE', '1')
-    monkeypatch.setenv('IMGCOURSE_CACHE', str(tmp_path/'cache'))
-    monkeypatch.setenv('FASTAI_HOME', str(tmp_path/'fastai'))
-
 @pytest.fixture(scope='module', autouse=True)
 def one_thread():
     "Tiny models on a shared CPU run fastest single-threaded."
