@@ -14,9 +14,9 @@ from fastai.callback.hook import hook_outputs
 from .data import QUICK, by_mode, say, tv_model, pretrained_ok, get_photos, image_files, load_rgb, PILImageRGB
 
 # %% auto #0
-__all__ = ['gram_matrix', 'pool_relus', 'frozen', 'weights_ok', 'vgg_features', 'get_layer', 'n_hooks', 'FeatureHooks',
-           'FeatureLoss', 'lesson_feature_loss', 'FeatDist', 'lpips_metric', 'sr_compare', 'StyleLoss',
-           'lesson_style_loss', 'stylise', 'TransformerNet', 'content_dls']
+__all__ = ['gram_matrix', 'pool_relus', 'frozen', 'vgg_features', 'get_layer', 'n_hooks', 'FeatureHooks', 'FeatureLoss',
+           'lesson_feature_loss', 'FeatDist', 'lpips_metric', 'sr_compare', 'StyleLoss', 'lesson_style_loss', 'stylise',
+           'TransformerNet', 'content_dls']
 
 # %% ../nbs/03_perceptual_loss.ipynb #5371d946
 def gram_matrix(x:Tensor, # activations, shape (n, c, h, w)
@@ -40,18 +40,11 @@ def frozen(m:nn.Module) -> nn.Module:
     return m.eval()
 
 # %% ../nbs/03_perceptual_loss.ipynb #2c00b5fd
-_weights_ok = {}
-def weights_ok(arch, pretrained:bool=True) -> bool:
-    "`pretrained_ok(arch)`, asked once per session: a failed download is not retried by every loss we build"
-    if not pretrained: return False
-    if arch not in _weights_ok: _weights_ok[arch] = pretrained_ok(arch)
-    return _weights_ok[arch]
-
 def vgg_features(pretrained:bool=True, # ImageNet weights if they can be had (see `tv_model`)
                  n_blocks:int=5, # keep this many of VGG's 5 blocks (3: up to layer 22)
                 ) -> nn.Sequential:
     "The lesson's feature network: `vgg16_bn().features`, frozen and in eval mode, cut after `n_blocks` blocks"
-    if weights_ok(vgg16_bn, pretrained): m = tv_model(vgg16_bn).features
+    if pretrained_ok(vgg16_bn, pretrained): m = tv_model(vgg16_bn).features
     else:  # the same layers and initialisation, without building VGG's 100M-parameter classifier
         from torchvision.models.vgg import make_layers, cfgs
         m = make_layers(cfgs['D'], batch_norm=True)
@@ -189,7 +182,7 @@ class FeatDist:
                  min_size:int=64, # smaller images are upsampled to this size first
                 ):
         if m is None:
-            self.pretrained = weights_ok(alexnet, pretrained)
+            self.pretrained = pretrained_ok(alexnet, pretrained)
             m, layers = tv_model(alexnet, self.pretrained).features, ifnone(layers, [1, 4, 7, 9, 11])
         elif layers is None: raise ValueError('pass the `layers` of your network to compare')
         self.m, self.min_size = frozen(m), min_size
@@ -215,7 +208,7 @@ class FeatDist:
 # %% ../nbs/03_perceptual_loss.ipynb #10a63f78
 def lpips_metric():
     "torchmetrics' LPIPS (AlexNet) taking [0, 1] images, or None when AlexNet's ImageNet weights cannot be had"
-    if not weights_ok(alexnet): return None
+    if not pretrained_ok(alexnet): return None
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
     return LearnedPerceptualImagePatchSimilarity(net_type='alex', normalize=True)
 

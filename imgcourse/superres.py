@@ -22,7 +22,7 @@ from .data import to_rgb  # the data layer's safe conversion, for images already
 # %% auto #0
 __all__ = ['sr_files', 'crappy_dir', 'sr_dls', 'denorm', 'psnr', 'ssim', 'bicubic_metrics', 'conv_block', 'TinyUnet',
            'default_precision', 'set_precision', 'sr_learner', 'checkpoints', 'EpochCheckpoint', 'fit_sr', 'sr_report',
-           'upscale', 'DeviceSmoothLoss', 'LossesToCPU', 'fused_adamw', 'speed_up']
+           'upscale', 'LossesToCPU', 'speed_up']
 
 # %% ../nbs/02_unet_superres.ipynb #c28c237f
 def sr_files(path=None, # folder of images (default: `get_photos()`)
@@ -312,12 +312,7 @@ def upscale(learn, # a trained super-resolution `Learner` (or its model)
     return out
 
 # %% ../nbs/02_unet_superres.ipynb #16f04dd7
-class DeviceSmoothLoss(AvgSmoothLoss):
-    "`AvgSmoothLoss` that keeps its value on the device: no GPU-to-CPU sync after every batch"
-    def accumulate(self, learn):
-        self.count += 1
-        l = learn.loss.detach().float().mean()
-        self.val = torch.lerp(l, self.val.to(l.device), self.beta)
+from .resnet import DeviceSmoothLoss, fast_adam  # the same tools the ResNet notebook built for its fast path
 
 class LossesToCPU(Callback):
     "After fitting, move the `Recorder`'s per-batch losses to the CPU in one go (for `plot_loss`)"
@@ -325,11 +320,6 @@ class LossesToCPU(Callback):
     def after_fit(self):
         r = self.learn.recorder
         if len(r.losses) and isinstance(r.losses[0], torch.Tensor): r.losses = L(torch.stack(list(r.losses)).cpu().unbind(0))
-
-def fused_adamw(params, **kwargs):
-    "PyTorch's fused `AdamW` behind fastai's `OptimWrapper`, with fastai's Adam defaults (betas 0.9/0.99, eps 1e-5)"
-    kwargs.setdefault('betas', (0.9, 0.99)); kwargs.setdefault('eps', 1e-5)
-    return OptimWrapper(params, torch.optim.AdamW, fused=True, **kwargs)
 
 def speed_up(learn, # a `Learner` (from `sr_learner`)
              channels_last:bool=True, # model (and so activations) in channels_last memory format
@@ -342,7 +332,7 @@ def speed_up(learn, # a `Learner` (from `sr_learner`)
         if not any(isinstance(c, LossesToCPU) for c in learn.cbs): learn.add_cb(LossesToCPU())
         if hasattr(learn, 'progress'): learn.remove_cb(ProgressCallback)
     if fused_opt:
-        learn.opt_func, learn.opt = fused_adamw, None  # created afresh by the next fit
+        learn.opt_func, learn.opt = fast_adam, None  # created afresh by the next fit
     if channels_last:
         learn.model.to(memory_format=torch.channels_last)
         learn.to_channelslast(use_amp=False)
