@@ -289,7 +289,7 @@ def upscale(learn, # a trained super-resolution `Learner` (or its model)
     w, h = rgb.size
     size = tuple(size) if size is not None else (max(1, round(w*scale)), max(1, round(h*scale)))
     model = getattr(learn, 'model', learn)
-    p = next(model.parameters())
+    dev = getattr(next(model.parameters(), None), 'device', torch.device('cpu'))  # a model may have no weights
     x = torch.from_numpy(np.asarray(rgb.resize(size, Image.BICUBIC), dtype=np.float32)/255.).permute(2, 0, 1)[None]
     m, s = (torch.tensor(v).view(1, -1, 1, 1) for v in stats)
     x = (x - m)/s
@@ -299,9 +299,9 @@ def upscale(learn, # a trained super-resolution `Learner` (or its model)
     was_training = model.training
     model.eval()
     try:
-        bf16 = getattr(learn, 'precision', 'fp32') == 'bf16' and p.device.type == 'cuda'
-        with torch.no_grad(), torch.autocast(p.device.type, dtype=torch.bfloat16, enabled=bf16):
-            y = model(x.to(p.device))
+        bf16 = getattr(learn, 'precision', 'fp32') == 'bf16' and dev.type == 'cuda'
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            y = model(x.to(dev))
     finally: model.train(was_training)
     y = denorm(y[..., :H, :W].cpu(), stats)[0]
     out = Image.fromarray((y.permute(1, 2, 0).numpy()*255 + 0.5).astype(np.uint8), 'RGB')

@@ -2,6 +2,7 @@
 import math, os
 from pathlib import Path
 import numpy as np, pytest, torch
+from torch import nn
 from PIL import Image
 from fastai.vision.all import Learner, MSELossFlat, OptimWrapper, CancelFitException, Callback, resnet18, imagenet_stats
 from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
@@ -116,6 +117,13 @@ def test_upscale_path_and_alpha(tmp_path):
     with pytest.raises(TypeError): upscale(m, 3)
     (tmp_path/'bad.png').write_bytes(b'nope')
     with pytest.raises(ValueError, match='bad.png'): upscale(m, tmp_path/'bad.png')
+
+def test_upscale_weightless_model_is_bicubic():
+    "A model with no weights (the identity) works, and gives back the bicubic upsampling itself"
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (30, 45, 3), dtype=np.uint8))
+    out = np.asarray(upscale(nn.Identity(), img, size=(64, 48)), dtype=int)
+    ref = np.asarray(img.resize((64, 48), Image.BICUBIC), dtype=int)
+    assert np.abs(out - ref).max() <= 1
 
 # learner, training, checkpoints
 def test_sr_learner_builds(photos):
