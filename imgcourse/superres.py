@@ -22,7 +22,7 @@ from .data import to_rgb  # the data layer's safe conversion, for images already
 # %% auto #0
 __all__ = ['sr_files', 'crappy_dir', 'sr_dls', 'denorm', 'psnr', 'ssim', 'bicubic_metrics', 'conv_block', 'TinyUnet',
            'default_precision', 'set_precision', 'sr_learner', 'checkpoints', 'EpochCheckpoint', 'fit_sr', 'sr_report',
-           'upscale', 'LossesToCPU', 'speed_up']
+           'zero_last_conv', 'GlobalResidual', 'make_residual', 'upscale', 'LossesToCPU', 'speed_up']
 
 # %% ../nbs/02_unet_superres.ipynb #c28c237f
 def sr_files(path=None, # folder of images (default: `get_photos()`)
@@ -258,6 +258,45 @@ def sr_report(learn, # a trained super-resolution `Learner`
                        index=[f'U-Net ({getattr(learn, "arch_name", "model")})', 'bicubic'])
     res.loc['model - bicubic'] = res.iloc[0] - res.iloc[1]
     return res
+
+# %% ../nbs/02_unet_superres.ipynb #af49c2f0
+def zero_last_conv(m:nn.Module, # a network; its last `nn.Conv2d` (in `modules()` order) is zeroed
+                  ) -> nn.Module:
+    "Zero the weights and bias of the last convolution of `m` (the gain, for a weight-normalised one)"
+    convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+    if not convs: raise ValueError(f'{type(m).__name__} has no Conv2d to zero')
+    c = convs[-1]
+    with torch.no_grad():
+        if hasattr(c, 'weight_g'): c.weight_g.zero_()  # torch.nn.utils.weight_norm: weight = g * v/|v|
+        elif hasattr(c, 'parametrizations') and hasattr(c.parametrizations, 'weight'): c.parametrizations.weight.original0.zero_()
+        else: c.weight.zero_()
+        if c.bias is not None: c.bias.zero_()
+    return m
+
+class GlobalResidual(Module):
+    "`x + f(x)`: a model that learns only the correction to its input, the identity at initialisation (`zero_init`)"
+    def __init__(self, f:nn.Module, # the image-to-image network, e.g. a `DynamicUnet`; output shaped like its input
+                 zero_init:bool=True, # zero `f`'s last convolution, so that the model starts as the identity
+                ):
+        self.f = zero_last_conv(f) if zero_init else f
+    def forward(self, x): return x + self.f(x)
+
+def _split_inner(m, split): return split(m.f)
+
+def make_residual(learn, # a `Learner` from `sr_learner`, not trained yet
+                 ):
+    "Wrap `learn.model` in `GlobalResidual`, keeping the layer groups; the learner starts at bicubic's score"
+    if isinstance(learn.model, GlobalResidual): raise ValueError('this learner is residual already')
+    sr = [m for m in learn.model.modules() if isinstance(m, SigmoidRange)]
+    if sr and not math.isclose(sr[-1].low, -sr[-1].high):
+        raise ValueError(f'make_residual needs a y_range centred on 0, not ({sr[-1].low}, {sr[-1].high}): the correction '
+                         'must start at 0. Build the learner with a symmetric y_range, e.g. sr_learner(dls, y_range=(-3, 3)).')
+    learn.model = GlobalResidual(learn.model)
+    split = learn.splitter
+    learn.splitter = partial(_split_inner, split=split)  # a partial, not a lambda: the learner can still be exported
+    learn.arch_name = f'{getattr(learn, "arch_name", "model")}, residual'
+    learn.opt = None  # built afresh, over the wrapped model's parameters, by the next fit
+    return learn
 
 # %% ../nbs/02_unet_superres.ipynb #a9ceba7e
 _ALPHA = ('RGBA', 'LA', 'PA', 'RGBa', 'La')

@@ -134,6 +134,37 @@ def test_sr_learner_builds(photos):
     with torch.no_grad(): out = learn.model.eval()(x)
     assert out.shape == x.shape and out.min() >= -3 and out.max() <= 3
 
+def test_zero_last_conv_kinds():
+    "Plain, old-style weight-normalised and parametrised weight-normalised convolutions all end up computing zero"
+    from torch.nn.utils import weight_norm
+    from torch.nn.utils.parametrizations import weight_norm as pweight_norm
+    x = torch.randn(2, 3, 8, 8)
+    for last in (nn.Conv2d(4, 3, 1), weight_norm(nn.Conv2d(4, 3, 1)), pweight_norm(nn.Conv2d(4, 3, 1))):
+        m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), last)
+        assert m(x).abs().max() > 0
+        zero_last_conv(m)
+        assert m(x).abs().max() == 0
+        assert m[0].weight.abs().max() > 0                                    # only the last one
+    with pytest.raises(ValueError, match='no Conv2d'): zero_last_conv(nn.Linear(2, 2))
+
+def test_make_residual_starts_at_bicubic(photos):
+    dls = sr_dls(photos, size=32, bs=2, valid_pct=0.25, lr_size=24, num_workers=0)
+    learn = sr_learner(dls, arch=resnet18, pretrained=False, path=photos.parent/'work')
+    n_groups = len(learn.splitter(learn.model))
+    r = make_residual(learn)
+    assert isinstance(r.model, GlobalResidual) and r.arch_name == 'resnet18, residual'
+    x, _ = dls.valid.one_batch()
+    with torch.no_grad(): assert torch.equal(r.model.eval()(x), x)          # the identity at first
+    assert len(r.splitter(r.model)) == n_groups                                # freezing still works
+    r.freeze()                                                                 # the encoder's convolutions are frozen
+    assert not any(p.requires_grad for p in r.splitter(r.model)[0] if p.ndim == 4)
+    assert abs(r.validate()[1] - bicubic_metrics(dls)['psnr']) < 1e-3         # bicubic's PSNR
+    r.unfreeze(); r.fit(1, 1e-3)                                               # and it trains: no longer the identity
+    with torch.no_grad(): assert not torch.equal(r.model.eval()(x), x)
+    with pytest.raises(ValueError, match='residual already'): make_residual(r)
+    asym = sr_learner(dls, arch=resnet18, pretrained=False, y_range=(0., 1.), path=photos.parent/'work')
+    with pytest.raises(ValueError, match='centred on 0'): make_residual(asym)
+
 class _Stop(Callback):
     order = 70
     def after_epoch(self):
