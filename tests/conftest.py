@@ -1,5 +1,6 @@
 "Shared fixtures: no test touches the network or the user's caches."
-import pytest
+import numpy as np, pytest, torch
+from PIL import Image
 
 @pytest.fixture(autouse=True)
 def offline_env(monkeypatch, tmp_path):
@@ -7,3 +8,24 @@ def offline_env(monkeypatch, tmp_path):
     monkeypatch.setenv('IMGCOURSE_OFFLINE', '1')
     monkeypatch.setenv('IMGCOURSE_CACHE', str(tmp_path/'cache'))
     monkeypatch.setenv('FASTAI_HOME', str(tmp_path/'fastai'))
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    "Tiny models on a shared CPU run fastest single-threaded."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def write_photos(d, top:int=255, n:int=8):
+    "`n` smooth random 64x80 RGB photos (PNG), pixel values below `top`, in a new folder `d`"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        a = rng.integers(0, top, (8, 10, 3), dtype=np.uint8)
+        Image.fromarray(a).resize((80, 64), Image.BICUBIC).save(d/f'p{i}.png')
+    return d
+
+@pytest.fixture
+def photos(tmp_path):
+    "Eight smooth random 64x80 RGB photos (PNG) in a folder."
+    return write_photos(tmp_path/'photos')

@@ -7,23 +7,12 @@ from imgcourse.data import crappified_name, load_rgb
 from imgcourse.superres import sr_dls, crappy_dir, TinyUnet
 from imgcourse.losses import FeatDist
 from imgcourse.gan import *
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    "Tiny models on a shared CPU run fastest single-threaded."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from conftest import write_photos
 
 @pytest.fixture
 def photos(tmp_path):
-    "Eight smooth, dark random 64x80 RGB photos (PNG) in a folder: an inverted copy would be bright."
-    d = tmp_path/'photos'; d.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        a = rng.integers(0, 70, (8, 10, 3), dtype=np.uint8)
-        Image.fromarray(a).resize((80, 64), Image.BICUBIC).save(d/f'p{i}.png')
-    return d
+    "Eight smooth, dark random photos: an inverted copy would be bright."
+    return write_photos(tmp_path/'photos', top=70)
 
 def identity():
     "A generator that is the identity: a 1x1 convolution with identity weights"

@@ -4,13 +4,6 @@ from fastai.vision.all import Learner, Callback, CrossEntropyLossFlat, ProgressC
 from imgcourse.data import get_mnist, FASHION_SRC
 from imgcourse.resnet import *
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Tiny CPU batches run faster on one thread (and much faster on a busy machine)."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 @pytest.fixture(scope='module')
 def files(): return mnist_files(get_mnist(online=False), n=(96, 48))
 

@@ -8,23 +8,6 @@ from fastai.vision.all import Learner, MSELossFlat, OptimWrapper, CancelFitExcep
 from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 from imgcourse.superres import *
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    "Tiny models on a shared CPU run fastest single-threaded."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-@pytest.fixture
-def photos(tmp_path):
-    "Eight smooth random 64x80 RGB photos (PNG) in a folder."
-    d = tmp_path/'photos'; d.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        a = rng.integers(0, 255, (8, 10, 3), dtype=np.uint8)
-        Image.fromarray(a).resize((80, 64), Image.BICUBIC).save(d/f'p{i}.png')
-    return d
-
 # the hand-written U-Net
 @pytest.mark.parametrize('shape', [(2, 3, 64, 64), (1, 3, 50, 70), (1, 3, 32, 48)])
 def test_tiny_unet_keeps_size(shape):
