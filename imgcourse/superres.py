@@ -21,8 +21,8 @@ from .data import to_rgb  # the data layer's safe conversion, for images already
 
 # %% auto #0
 __all__ = ['sr_files', 'crappy_dir', 'sr_dls', 'denorm', 'psnr', 'ssim', 'bicubic_metrics', 'conv_block', 'TinyUnet',
-           'default_precision', 'set_precision', 'sr_learner', 'checkpoints', 'EpochCheckpoint', 'fit_sr', 'sr_report',
-           'zero_last_conv', 'GlobalResidual', 'make_residual', 'upscale', 'LossesToCPU', 'speed_up']
+           'default_precision', 'set_precision', 'sr_learner', 'checkpoints', 'EpochCheckpoint', 'fit_sr', 'repeat_for',
+           'sr_report', 'zero_last_conv', 'GlobalResidual', 'make_residual', 'upscale', 'LossesToCPU', 'speed_up']
 
 # %% ../nbs/02_unet_superres.ipynb #c28c237f
 def sr_files(path=None, # folder of images (default: `get_photos()`)
@@ -242,6 +242,14 @@ def fit_sr(learn, # a `Learner`, from `sr_learner`
     cbs = L(kwargs.pop('cbs', None)) + (L(EpochCheckpoint(fname, min_gap)) if fname else L())
     learn.fit_one_cycle(n_epoch, lr, start_epoch=start, cbs=cbs, **kwargs)
     return learn
+
+# %% ../nbs/02_unet_superres.ipynb #eeaae886
+def repeat_for(n_train:int, # training images in the folder
+               bs:int, # batch size
+               steps:int=200, # batches wanted per epoch
+              ) -> int:
+    "How many times to repeat a folder of `n_train` training images so that an epoch has about `steps` batches (at least 1)"
+    return max(1, math.ceil(steps*bs/n_train))
 
 # %% ../nbs/02_unet_superres.ipynb #8507b98e
 def _mse(pred, targ): return F.mse_loss(pred.float(), targ.float())
