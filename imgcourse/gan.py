@@ -18,7 +18,7 @@ from fastai.vision.gan import (GANLearner, gan_critic, AdaptiveLoss, accuracy_th
                                GANDiscriminativeLR)
 from .data import say, cache_dir, image_files, IMAGE_EXTS, PILImageRGB, crappified_name, crappify_folder
 from .superres import crappy_dir, upscale, psnr, ssim, denorm, _repeat_split
-from .losses import FeatDist, lpips_metric
+from .losses import FeatDist, lpips_metric, sr_scores
 
 # %% auto #0
 __all__ = ['CRIT_VOCAB', 'LOWER_IS_BETTER', 'save_generated', 'crit_dls', 'crit_learner', 'ValidateInEval', 'gan_learner',
@@ -185,9 +185,7 @@ class GenSnapshots(Callback):
                 for x, y in self.batches:
                     x, y = x.to(dev), y.to(dev)
                     pred = g(x).float().as_subclass(Tensor)
-                    r = {'PSNR (dB)': psnr(pred, y), 'SSIM': ssim(pred, y), 'FeatDist': self.dist(pred, y).mean()}
-                    if self.lpips is not None: r['LPIPS'] = self.lpips.to(dev)(denorm(pred), denorm(y))
-                    for k, v in r.items(): tot[k] = tot.get(k, 0.) + float(v)*len(x)
+                    for k, v in sr_scores(pred, y, self.dist, self.lpips).items(): tot[k] = tot.get(k, 0.) + v*len(x)
                     n += len(x)
                     if sum(map(len, shown)) < self.n_show: shown.append(pred.cpu())
         finally: g.train(was)
