@@ -13,25 +13,56 @@ from fastai.data.external import untar_data, URLs, fastai_path
 from fastai.vision.core import PILImage
 
 # %% auto #0
-__all__ = ['QUICK', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'is_quick', 'by_mode', 'say', 'data_dir', 'cache_dir',
-           'offline', 'fetch', 'BadImageError', 'to_rgb', 'load_rgb', 'check_image', 'image_files', 'PILImageRGB',
-           'get_mnist', 'read_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms', 'crappify', 'crappified_name',
-           'crappify_folder', 'pretrained_ok', 'tv_model']
+__all__ = ['MODES', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'env_flag', 'has_gpu', 'mode', 'is_quick', 'by_mode',
+           'say', 'data_dir', 'cache_dir', 'offline', 'fetch', 'BadImageError', 'to_rgb', 'load_rgb', 'check_image',
+           'image_files', 'PILImageRGB', 'get_mnist', 'read_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms',
+           'crappify', 'crappified_name', 'crappify_folder', 'pretrained_ok', 'tv_model']
 
 # %% ../nbs/00_data.ipynb #d0dcf0db
-def is_quick() -> bool:
-    "True in quick mode: `IMGCOURSE_QUICK=1`, or under nbdev-test (`IN_TEST`) unless `IMGCOURSE_QUICK=0`"
-    v = os.environ.get('IMGCOURSE_QUICK', '').strip().lower()
-    if v in ('1', 'true', 'yes', 'on'): return True
-    if v in ('0', 'false', 'no', 'off'): return False
-    return bool(os.environ.get('IN_TEST'))
+MODES = ('quick', 'cpu', 'full')
+_YES, _NO = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
 
-QUICK = is_quick()
+def env_flag(name:str, # an environment variable meant as a yes/no switch
+             default:bool=False, # its value when unset or empty
+            ) -> bool:
+    "Read a yes/no environment variable; a value that is neither raises `ValueError` naming the variable"
+    v = os.environ.get(name, '').strip().lower()
+    if not v: return default
+    if v in _YES: return True
+    if v in _NO: return False
+    raise ValueError(f'{name}={os.environ[name]!r} is not understood: set it to 1 (yes) or 0 (no), or unset it.')
+
+def has_gpu() -> bool:
+    "True if PyTorch sees a CUDA GPU"
+    import torch
+    return torch.cuda.is_available()
+
+def mode() -> str:
+    "The run mode, read now: `IMGCOURSE_MODE`, else `IMGCOURSE_QUICK`, else quick under nbdev-test, full on a GPU, cpu without"
+    v = os.environ.get('IMGCOURSE_MODE', '').strip().lower()
+    if v:
+        if v not in MODES: raise ValueError(f'IMGCOURSE_MODE={os.environ["IMGCOURSE_MODE"]!r} is not a mode: use one of {", ".join(MODES)}, or unset it.')
+        return v
+    if os.environ.get('IMGCOURSE_QUICK', '').strip(): return 'quick' if env_flag('IMGCOURSE_QUICK') else 'full'
+    if os.environ.get('IN_TEST'): return 'quick'
+    return 'full' if has_gpu() else 'cpu'
+
+def is_quick() -> bool:
+    "True in quick mode (see `mode`)"
+    return mode() == 'quick'
 
 # %% ../nbs/00_data.ipynb #b7664960
-def by_mode(quick, full):
-    "`quick` in quick mode, else `full`: the one switch notebooks use to size data, images and epochs"
-    return quick if QUICK else full
+_unset = object()
+
+def by_mode(quick, # the value in quick mode
+            full, # the value in full mode (the lesson's recipe)
+            cpu=_unset, # the value in CPU mode (default: `quick`'s)
+           ):
+    "The value for the current `mode()`: the one switch notebooks use to size data, images and epochs"
+    m = mode()
+    if m == 'full': return full
+    if m == 'cpu' and cpu is not _unset: return cpu
+    return quick
 
 # %% ../nbs/00_data.ipynb #9cc912ab
 log = logging.getLogger('imgcourse')
@@ -67,7 +98,7 @@ def cache_dir() -> Path:
 
 def offline() -> bool:
     "True when `IMGCOURSE_OFFLINE=1`: getters use local data without trying to download"
-    return os.environ.get('IMGCOURSE_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
+    return env_flag('IMGCOURSE_OFFLINE')
 
 # %% ../nbs/00_data.ipynb #823b7aa1
 def fetch(url:str, # one of fastai's `URLs.*`

@@ -11,7 +11,7 @@ from torch import Tensor
 from torchvision.models import vgg16_bn, alexnet
 from fastai.vision.all import *
 from fastai.callback.hook import hook_outputs
-from .data import QUICK, by_mode, say, tv_model, pretrained_ok, get_photos, image_files, load_rgb, PILImageRGB
+from .data import is_quick, by_mode, say, tv_model, pretrained_ok, get_photos, image_files, load_rgb, PILImageRGB
 
 # %% auto #0
 __all__ = ['gram_matrix', 'pool_relus', 'frozen', 'vgg_features', 'get_layer', 'n_hooks', 'FeatureHooks', 'FeatureLoss',
@@ -165,11 +165,11 @@ class FeatureLoss(_HookedLoss):
         return self._reduce(parts, reduction)
 
 # %% ../nbs/03_perceptual_loss.ipynb #8321fbe3
-def lesson_feature_loss(quick:bool=None, # True: VGG's first 2 blocks, layers [5, 12] (fast on CPU); default: `QUICK`
+def lesson_feature_loss(quick:bool=None, # True: VGG's first 2 blocks, layers [5, 12] (fast on CPU); default: `is_quick()`
                         pretrained:bool=True, # ImageNet weights when they can be had
                         **kwargs) -> FeatureLoss:
     "`FeatureLoss` with the lesson's VGG16-bn layers 22/32/42 and weights 5/15/2, or its small quick-mode cousin"
-    quick = QUICK if quick is None else quick
+    quick = is_quick() if quick is None else quick
     if quick: return FeatureLoss(vgg_features(pretrained, n_blocks=2), layer_ids=[5, 12], layer_wgts=[5, 15], **kwargs)
     return FeatureLoss(vgg_features(pretrained, n_blocks=5), **kwargs)
 
@@ -275,11 +275,11 @@ class StyleLoss(_HookedLoss):
 
 # %% ../nbs/03_perceptual_loss.ipynb #b5bf0cab
 def lesson_style_loss(style:Tensor, # the style image, (1, 3, h, w), ImageNet-normalised
-                      quick:bool=None, # True: VGG's first 3 blocks (fast on CPU); default: `QUICK`
+                      quick:bool=None, # True: VGG's first 3 blocks (fast on CPU); default: `is_quick()`
                       pretrained:bool=True, # ImageNet weights when they can be had
                       **kwargs) -> StyleLoss:
     "`StyleLoss` with Johnson et al.'s VGG layers, or a smaller quick-mode version"
-    quick = QUICK if quick is None else quick
+    quick = is_quick() if quick is None else quick
     if quick: return StyleLoss(style, vgg_features(pretrained, n_blocks=3), content_ids=[12], style_ids=[5, 12, 22], **kwargs)
     return StyleLoss(style, vgg_features(pretrained, n_blocks=4), **kwargs)
 

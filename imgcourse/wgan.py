@@ -8,7 +8,7 @@ from functools import partial
 import torch, torch.nn as nn
 from fastai.vision.all import *
 from fastai.vision.gan import *
-from .data import QUICK, by_mode, get_bedrooms, image_files, PILImageRGB, say
+from .data import is_quick, by_mode, get_bedrooms, image_files, PILImageRGB, say
 
 # %% auto #0
 __all__ = ['RandomCropLast', 'gan_dls', 'wgan_models', 'SampleGrid', 'wgan_learner', 'gradient_penalty', 'GradientPenalty']

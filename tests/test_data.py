@@ -13,18 +13,29 @@ def rgb_file(tmp_path):
     Image.fromarray(a).save(f)
     return f
 
-# quick mode
-@pytest.mark.parametrize('env,in_test,expect', [({}, False, False), ({}, True, True), ({'IMGCOURSE_QUICK': '1'}, False, True),
-                                                ({'IMGCOURSE_QUICK': '0'}, True, False), ({'IMGCOURSE_QUICK': 'off'}, True, False)])
-def test_is_quick(monkeypatch, env, in_test, expect):
-    monkeypatch.delenv('IMGCOURSE_QUICK', raising=False); monkeypatch.delenv('IN_TEST', raising=False)
+# modes
+@pytest.mark.parametrize('env,in_test,gpu,expect', [
+    ({}, False, False, 'cpu'), ({}, False, True, 'full'), ({}, True, True, 'quick'),
+    ({'IMGCOURSE_QUICK': '1'}, False, False, 'quick'), ({'IMGCOURSE_QUICK': '0'}, True, False, 'full'),
+    ({'IMGCOURSE_QUICK': 'off'}, True, False, 'full'), ({'IMGCOURSE_MODE': 'cpu'}, True, True, 'cpu'),
+    ({'IMGCOURSE_MODE': ' Full '}, True, False, 'full'), ({'IMGCOURSE_MODE': 'quick', 'IMGCOURSE_QUICK': '0'}, False, False, 'quick')])
+def test_mode(monkeypatch, env, in_test, gpu, expect):
+    for k in ('IMGCOURSE_QUICK', 'IMGCOURSE_MODE', 'IN_TEST'): monkeypatch.delenv(k, raising=False)
     for k, v in env.items(): monkeypatch.setenv(k, v)
     if in_test: monkeypatch.setenv('IN_TEST', '1')
-    assert is_quick() is expect
+    monkeypatch.setattr(D, 'has_gpu', lambda: gpu)
+    assert mode() == expect and is_quick() is (expect == 'quick')
 
-def test_by_mode(monkeypatch):
-    monkeypatch.setattr(D, 'QUICK', True);  assert by_mode(1, 12) == 1
-    monkeypatch.setattr(D, 'QUICK', False); assert by_mode(1, 12) == 12
+@pytest.mark.parametrize('var,val', [('IMGCOURSE_MODE', 'fast'), ('IMGCOURSE_QUICK', 'maybe'), ('IMGCOURSE_OFFLINE', 'maybe')])
+def test_junk_switches_are_named(monkeypatch, var, val):
+    monkeypatch.setenv(var, val)
+    with pytest.raises(ValueError, match=var): mode() if var != 'IMGCOURSE_OFFLINE' else offline()
+
+def test_by_mode_reads_the_mode_at_call_time(monkeypatch):
+    for m, want in (('quick', 1), ('cpu', 4), ('full', 12)):
+        monkeypatch.setenv('IMGCOURSE_MODE', m)
+        assert by_mode(1, 12, cpu=4) == want
+    monkeypatch.setenv('IMGCOURSE_MODE', 'cpu'); assert by_mode(1, 12) == 1  # cpu defaults to the quick value
 
 # crappify
 def test_crappify_size_and_quality(rgb_file, tmp_path):
