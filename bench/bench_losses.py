@@ -3,7 +3,7 @@
 The model is the lesson's super-resolution U-Net (`imgcourse.superres.sr_learner`), the loss `imgcourse.losses.FeatureLoss`
 (the lesson's VGG16-bn layers 22/32/42 with Gram terms, random weights unless --pretrained). Both loops read the same
 in-memory batches through the same fastai `DataLoader`, so the difference is the training loop itself.
-Prints images/s for: the plain loop, fastai's `Learner` as is, and the `Learner` after `superres.speed_up`.
+Prints images/s for: the plain loop, fastai's `Learner` as is, and the `Learner` after `train.speed_up`.
 
     python bench/bench_losses.py --device cuda --bs 64 --steps 50 --precision bf16     # the H100 setting
     python bench/bench_losses.py --device cpu --bs 4 --steps 3 --feat quick            # a smoke run on a CPU
@@ -32,7 +32,8 @@ def main():
     from fastai.vision.all import DataLoader, DataLoaders, TensorImage, Callback, CancelValidException, set_seed
     import torchvision.models as tvm
     from imgcourse.losses import lesson_feature_loss
-    from imgcourse.superres import sr_learner, speed_up
+    from imgcourse.superres import sr_learner
+    from imgcourse.train import speed_up
     dev = torch.device(a.device)
     prec = a.precision
     if prec == 'bf16' and dev.type != 'cuda':

@@ -16,6 +16,7 @@ import torch
 from fastai.vision.all import Learner, CrossEntropyLossFlat, defaults, default_device
 from imgcourse.data import get_mnist, get_fashion_mnist, FASHION_SRC
 from imgcourse.resnet import *
+from imgcourse.train import *
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

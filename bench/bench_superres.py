@@ -6,7 +6,7 @@ Three ways of training are timed, each for `--steps` steps after `--warmup` step
 
 - loop:          forward, loss, backward, `torch.optim.AdamW` step (fused), zero_grad; no `.item()` anywhere
 - learner:       `Learner.fit` as it comes (fastai's Python Adam, Recorder syncing the loss to the CPU every batch, progress bar)
-- learner+speed: the same Learner after `imgcourse.superres.speed_up` (fused AdamW via OptimWrapper, loss kept on the device,
+- learner+speed: the same Learner after `imgcourse.train.speed_up` (fused AdamW via OptimWrapper, loss kept on the device,
                  no progress bar, channels_last)
 
 Precision is bf16 autocast (`--precision bf16`, CUDA) or fp32; `--channels-last` applies to the loop too.
@@ -17,7 +17,8 @@ import argparse, copy, time, warnings
 warnings.filterwarnings('ignore')
 import torch
 from fastai.vision.all import (DataLoaders, Callback, CancelValidException, MSELossFlat, resnet34, resnet18, defaults)
-from imgcourse.superres import sr_learner, speed_up, set_precision
+from imgcourse.superres import sr_learner
+from imgcourse.train import speed_up, set_precision
 
 class OneBatchDL:
     "`n` copies of one batch already on the device: a data loader that costs nothing"

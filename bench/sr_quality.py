@@ -12,7 +12,8 @@ warnings.filterwarnings('ignore')
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch, pandas as pd
 from fastai.vision.all import resnet18, resnet34, set_seed
-from imgcourse.superres import sr_dls, sr_learner, make_residual, sr_report
+from imgcourse.superres import sr_dls, sr_learner, make_residual
+from imgcourse.metrics import sr_report
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

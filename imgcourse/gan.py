@@ -17,12 +17,13 @@ from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, Resize, aug
 from fastai.vision.gan import (GANLearner, gan_critic, AdaptiveLoss, accuracy_thresh_expand, AdaptiveGANSwitcher,
                                GANDiscriminativeLR)
 from .data import say, cache_dir, image_files, IMAGE_EXTS, PILImageRGB, crappified_name, crappify_folder
-from .superres import crappy_dir, upscale, psnr, ssim, denorm, _repeat_split
-from .losses import FeatDist, lpips_metric, sr_scores
+from .superres import crappy_dir, upscale, _repeat_split
+from .metrics import psnr, ssim, denorm, lpips_metric, sr_scores, LOWER_IS_BETTER
+from .losses import FeatDist
 
 # %% auto #0
-__all__ = ['CRIT_VOCAB', 'LOWER_IS_BETTER', 'save_generated', 'crit_dls', 'crit_learner', 'ValidateInEval', 'gan_learner',
-           'GenSnapshots', 'best_snapshot', 'load_snapshot', 'load_best']
+__all__ = ['CRIT_VOCAB', 'save_generated', 'crit_dls', 'crit_learner', 'ValidateInEval', 'gan_learner', 'GenSnapshots',
+           'best_snapshot', 'load_snapshot', 'load_best']
 
 # %% ../nbs/04_gan_superres.ipynb #cef20287
 def save_generated(learn, # the trained generator: a super-resolution `Learner` (or its model), ImageNet-normalised in and out
@@ -144,8 +145,6 @@ def gan_learner(gen:Learner, # the pretrained generator (step 1): its model, dat
                                     cbs=L(GANDiscriminativeLR(mult_lr=mult_lr), ValidateInEval()) + L(cbs), path=Path(path or gen.path), **kwargs)
 
 # %% ../nbs/04_gan_superres.ipynb #6dda2bae
-LOWER_IS_BETTER = {'FeatDist': True, 'LPIPS': True, 'PSNR (dB)': False, 'SSIM': False}
-
 def _generator(m):
     "The generator in `m`: a `GANLearner`, a `GANModule`, a `Learner` or the model itself"
     m = getattr(m, 'model', m)

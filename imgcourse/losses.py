@@ -12,11 +12,12 @@ from torchvision.models import vgg16_bn, alexnet
 from fastai.vision.all import *
 from fastai.callback.hook import hook_outputs
 from .data import is_quick, by_mode, say, tv_model, pretrained_ok, get_photos, image_files, load_rgb, PILImageRGB
+from .metrics import lpips_metric
 
 # %% auto #0
 __all__ = ['gram_matrix', 'pool_relus', 'frozen', 'vgg_features', 'get_layer', 'n_hooks', 'FeatureHooks', 'FeatureLoss',
-           'lesson_feature_loss', 'FeatDist', 'lpips_metric', 'sr_scores', 'sr_compare', 'StyleLoss',
-           'lesson_style_loss', 'stylise', 'TransformerNet', 'content_dls']
+           'lesson_feature_loss', 'FeatDist', 'StyleLoss', 'lesson_style_loss', 'stylise', 'TransformerNet',
+           'content_dls']
 
 # %% ../nbs/03_perceptual_loss.ipynb #5371d946
 def gram_matrix(x:Tensor, # activations, shape (n, c, h, w)
@@ -204,38 +205,6 @@ class FeatDist:
             return torch.stack([((unit(x) - unit(y))**2).sum(1).mean((1, 2)) for x, y in zip(fa, fb)]).mean(0).cpu()
 
     def remove(self): self.feats.remove()
-
-# %% ../nbs/03_perceptual_loss.ipynb #10a63f78
-def lpips_metric():
-    "torchmetrics' LPIPS (AlexNet) taking [0, 1] images, or None when AlexNet's ImageNet weights cannot be had"
-    if not pretrained_ok(alexnet): return None
-    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-    return LearnedPerceptualImagePatchSimilarity(net_type='alex', normalize=True)
-
-# %% ../nbs/03_perceptual_loss.ipynb #1d7dc54d
-def sr_scores(pred:Tensor, # predictions, ImageNet-normalised, (n, 3, h, w)
-              targ:Tensor, # targets, same shape
-              dist, # perceptual distance of (pred, targ) -> (n,), e.g. `FeatDist()`
-              lpips=None, # `lpips_metric()`, or None when its weights cannot be had
-             ) -> dict:
-    "Mean PSNR, SSIM, perceptual distance (and LPIPS) of `pred` against `targ`: one row of `sr_compare`"
-    from imgcourse.superres import psnr, ssim, denorm
-    r = {'PSNR (dB)': float(psnr(pred, targ)), 'SSIM': float(ssim(pred, targ)), 'FeatDist': float(dist(pred, targ).mean())}
-    if lpips is not None: r['LPIPS'] = float(lpips.to(pred.device)(denorm(pred), denorm(targ)))
-    return r
-
-def sr_compare(learners:dict, # name -> trained super-resolution `Learner`, all with the same `dls`
-               dl, # held-out `DataLoader` of (input, target), ImageNet-normalised
-               dist=None, # perceptual distance of (pred, targ) -> (n,) (default: `FeatDist()`)
-              ):
-    "A table of PSNR, SSIM and perceptual distance for each model and for bicubic upsampling, on the same images; and the predictions"
-    import pandas as pd
-    dist = dist or FeatDist()
-    lp = lpips_metric()
-    xs, ys = map(torch.cat, zip(*[(x.cpu(), y.cpu()) for x, y in dl]))
-    preds = {'bicubic': xs} | {k: l.get_preds(dl=dl)[0].cpu() for k, l in learners.items()}
-    rows = {k: sr_scores(p, ys, dist, lp) for k, p in preds.items()}
-    return pd.DataFrame(rows).T, preds, (xs, ys)
 
 # %% ../nbs/03_perceptual_loss.ipynb #2af62417
 class StyleLoss(_HookedLoss):

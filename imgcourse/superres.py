@@ -15,14 +15,14 @@ from fastai.vision.all import (DataBlock, ImageBlock, RandomSplitter, Resize, au
                                unet_learner, resnet34, NormType, MSELossFlat, ConvLayer, PixelShuffle_ICNR, SigmoidRange,
                                Module, Callback, AvgSmoothLoss, to_detach, default_device, OptimWrapper,
                                DataLoaders, ProgressCallback, Learner)
-from torchmetrics.functional.image import structural_similarity_index_measure as _tm_ssim
 from .data import *
+from .train import *
+from .metrics import *
 from .data import to_rgb  # the data layer's safe conversion, for images already in memory
 
 # %% auto #0
-__all__ = ['sr_files', 'crappy_dir', 'sr_dls', 'denorm', 'psnr', 'ssim', 'bicubic_metrics', 'conv_block', 'TinyUnet',
-           'default_precision', 'set_precision', 'sr_learner', 'checkpoints', 'EpochCheckpoint', 'fit_sr', 'repeat_for',
-           'sr_report', 'zero_last_conv', 'GlobalResidual', 'make_residual', 'upscale', 'LossesToCPU', 'speed_up']
+__all__ = ['sr_files', 'crappy_dir', 'sr_dls', 'conv_block', 'TinyUnet', 'sr_learner', 'repeat_for', 'zero_last_conv',
+           'GlobalResidual', 'make_residual', 'upscale']
 
 # %% ../nbs/02_unet_superres.ipynb #c28c237f
 def sr_files(path=None, # folder of images (default: `get_photos()`)
@@ -81,46 +81,6 @@ def sr_dls(path=None, # folder of original images (default: `get_photos()`); cra
                                    Normalize.from_stats(*imagenet_stats)])
     return dblock.dataloaders(files, bs=bs, **kwargs)
 
-# %% ../nbs/02_unet_superres.ipynb #1741913e
-def denorm(x:torch.Tensor, # a batch normalised with `stats`
-           stats=imagenet_stats, # (mean, std); None: `x` is already in [0, 1]
-          ) -> torch.Tensor:
-    "Undo the normalisation of a batch of images and clamp it to [0, 1], as a plain float32 tensor"
-    x = x.as_subclass(torch.Tensor).float()  # fastai's TensorImage type would follow the result around
-    if stats is not None:
-        m, s = (torch.tensor(v, device=x.device).view(1, -1, 1, 1) for v in stats)
-        x = x*s + m
-    return x.clamp(0, 1)
-
-def psnr(pred:torch.Tensor, # predictions, shape (n, c, h, w), normalised with `stats`
-         targ:torch.Tensor, # targets, same shape
-         stats=imagenet_stats, # normalisation to undo; None if already in [0, 1]
-         max_db:float=100., # PSNR of identical images (instead of infinity)
-        ) -> torch.Tensor:
-    "Mean over the batch of each image's PSNR in dB, on images denormalised to [0, 1]"
-    p, t = denorm(pred, stats), denorm(targ, stats)
-    mse = ((p - t)**2).flatten(1).mean(1)
-    return (10*torch.log10(1/mse.clamp_min(10**(-max_db/10)))).mean()
-
-def ssim(pred:torch.Tensor, # predictions, shape (n, c, h, w), normalised with `stats`
-         targ:torch.Tensor, # targets, same shape
-         stats=imagenet_stats, # normalisation to undo; None if already in [0, 1]
-        ) -> torch.Tensor:
-    "Mean SSIM (torchmetrics: Gaussian window 11, sigma 1.5) on images denormalised to [0, 1]"
-    return _tm_ssim(denorm(pred, stats), denorm(targ, stats), data_range=1.0)
-
-# %% ../nbs/02_unet_superres.ipynb #38841e47
-def bicubic_metrics(dls, # `DataLoaders` from `sr_dls`, or one of its `DataLoader`s
-                    ds_idx:int=1, # which of `dls` (1: the validation set)
-                    metrics=(psnr, ssim), # functions of (pred, targ)
-                   ) -> dict:
-    "The bicubic baseline: `metrics` of the input itself (bicubic-upsampled by `sr_dls`) against the target, same items"
-    tot, n = {m.__name__: 0. for m in metrics}, 0
-    for x, y in (dls[ds_idx] if isinstance(dls, DataLoaders) else dls):
-        for m in metrics: tot[m.__name__] += float(m(x, y))*len(x)
-        n += len(x)
-    return {k: v/n for k, v in tot.items()}
-
 # %% ../nbs/02_unet_superres.ipynb #976aab7e
 def conv_block(ni:int, # input channels
                nf:int, # output channels
@@ -154,26 +114,6 @@ class TinyUnet(Module):
             x = merge(torch.cat([s, x], dim=1))          # the skip: concatenate, then convolve
         return self.range(self.head(x))
 
-# %% ../nbs/02_unet_superres.ipynb #27f41979
-def default_precision(device=None) -> str:
-    "'bf16' on a CUDA device that supports it, else 'fp32'"
-    device = torch.device(ifnone(device, default_device()))
-    return 'bf16' if device.type == 'cuda' and torch.cuda.is_bf16_supported() else 'fp32'
-
-def set_precision(learn, # a `Learner`
-                  precision:str|None=None, # 'bf16', 'fp16', 'fp32', or None for `default_precision()`
-                 ):
-    "Put `learn` in `precision` (mixed precision through fastai's `MixedPrecision`; CUDA only)"
-    precision = ifnone(precision, default_precision(learn.dls.device))
-    if precision not in ('bf16', 'fp16', 'fp32'): raise ValueError(f"precision must be 'bf16', 'fp16' or 'fp32', not {precision!r}")
-    if precision != 'fp32' and torch.device(learn.dls.device or 'cpu').type != 'cuda':
-        say(f'{precision} mixed precision needs a CUDA device here; training in fp32', logging.WARNING)
-        precision = 'fp32'
-    if precision == 'bf16': learn.to_bf16()
-    elif precision == 'fp16': learn.to_fp16()
-    learn.precision = precision
-    return learn
-
 # %% ../nbs/02_unet_superres.ipynb #786841ca
 def sr_learner(dls:DataLoaders, # from `sr_dls`
                loss_func=None, # default: `MSELossFlat()`, the lesson's pixel loss
@@ -195,54 +135,6 @@ def sr_learner(dls:DataLoaders, # from `sr_dls`
     learn.pretrained, learn.arch_name = pretrained, getattr(arch, '__name__', str(arch))
     return set_precision(learn, precision)
 
-# %% ../nbs/02_unet_superres.ipynb #fbcd6825
-def checkpoints(learn, # a `Learner`
-                fname:str, # checkpoint name, as given to `EpochCheckpoint`
-               ) -> dict:
-    "The epochs for which `learn` has a checkpoint `fname_{epoch}`, with their files"
-    ck = {}
-    for p in (learn.path/learn.model_dir).glob(f'{fname}_*.pth'):
-        e = p.stem[len(fname)+1:]
-        if e.isdigit(): ck[int(e)] = p
-    return dict(sorted(ck.items()))
-
-class EpochCheckpoint(Callback):
-    "Save model and optimiser as `{fname}_{epoch}` after each trained epoch (at most every `min_gap` s), keeping the latest"
-    order = 61
-    def __init__(self, fname:str='superres', # checkpoint name
-                 min_gap:float=0., # seconds: skip saves closer than this to the last one (the last epoch is always saved)
-                ): store_attr()
-    def before_fit(self): self.t_save = time.time()
-    def before_epoch(self): self.trained = False
-    def after_train(self): self.trained = True
-    def after_epoch(self):
-        if not self.trained: return  # an epoch skipped while resuming
-        if self.epoch < self.n_epoch-1 and time.time() - self.t_save < self.min_gap: return
-        self.learn.save(f'{self.fname}_{self.epoch}', with_opt=True)
-        self.t_save = time.time()
-        for e, f in checkpoints(self.learn, self.fname).items():
-            if e != self.epoch: f.unlink(missing_ok=True)  # only the latest is kept
-
-def fit_sr(learn, # a `Learner`, from `sr_learner`
-           n_epoch:int, # epochs in the one-cycle schedule
-           lr=None, # max learning rate (or a `slice`)
-           fname:str|None=None, # checkpoint after every epoch under this name; None: no checkpoints
-           resume:bool=True, # continue from the latest checkpoint `fname_{epoch}` if there is one
-           min_gap:float=0., # seconds between checkpoints (0: every epoch)
-           **kwargs, # passed to `fit_one_cycle` (pct_start, cbs, ...)
-          ):
-    "`fit_one_cycle` that checkpoints every epoch and, after an interruption, resumes where it stopped"
-    start = 0
-    if fname is not None and resume and (ck := checkpoints(learn, fname)):
-        last = max(ck)
-        learn.load(f'{fname}_{last}', with_opt=True)
-        start = last + 1
-        say(f'{fname}: resuming from the checkpoint of epoch {last} ({ck[last]})', once=False)
-        if start >= n_epoch: return learn  # that stage had finished
-    cbs = L(kwargs.pop('cbs', None)) + (L(EpochCheckpoint(fname, min_gap)) if fname else L())
-    learn.fit_one_cycle(n_epoch, lr, start_epoch=start, cbs=cbs, **kwargs)
-    return learn
-
 # %% ../nbs/02_unet_superres.ipynb #eeaae886
 def repeat_for(n_train:int, # training images in the folder
                bs:int, # batch size
@@ -250,22 +142,6 @@ def repeat_for(n_train:int, # training images in the folder
               ) -> int:
     "How many times to repeat a folder of `n_train` training images so that an epoch has about `steps` batches (at least 1)"
     return max(1, math.ceil(steps*bs/n_train))
-
-# %% ../nbs/02_unet_superres.ipynb #8507b98e
-def _mse(pred, targ): return F.mse_loss(pred.float(), targ.float())
-
-def sr_report(learn, # a trained super-resolution `Learner`
-              dl=None, # default: `learn.dls.valid`
-             ):
-    "A table of valid MSE, PSNR and SSIM for the model and for bicubic upsampling of the same inputs"
-    import pandas as pd
-    dl = ifnone(dl, learn.dls.valid)
-    mse, p, s = learn.validate(dl=dl)[:3]
-    base = bicubic_metrics(dl, metrics=(psnr, ssim, _mse))
-    res = pd.DataFrame({'MSE (normalised)': [mse, base['_mse']], 'PSNR (dB)': [p, base['psnr']], 'SSIM': [s, base['ssim']]},
-                       index=[f'U-Net ({getattr(learn, "arch_name", "model")})', 'bicubic'])
-    res.loc['model - bicubic'] = res.iloc[0] - res.iloc[1]
-    return res
 
 # %% ../nbs/02_unet_superres.ipynb #af49c2f0
 def zero_last_conv(m:nn.Module, # a network; its last `nn.Conv2d` (in `modules()` order) is zeroed
@@ -357,30 +233,3 @@ def upscale(learn, # a trained super-resolution `Learner` (or its model)
         out = out.convert('RGBA'); out.putalpha(alpha.resize(size, Image.BICUBIC))
     elif mode in _GREY: out = out.convert('L')
     return out
-
-# %% ../nbs/02_unet_superres.ipynb #16f04dd7
-from .resnet import DeviceSmoothLoss, fast_adam  # the same tools the ResNet notebook built for its fast path
-
-class LossesToCPU(Callback):
-    "After fitting, move the `Recorder`'s per-batch losses to the CPU in one go (for `plot_loss`)"
-    order = 51
-    def after_fit(self):
-        r = self.learn.recorder
-        if len(r.losses) and isinstance(r.losses[0], torch.Tensor): r.losses = L(torch.stack(list(r.losses)).cpu().unbind(0))
-
-def speed_up(learn, # a `Learner` (from `sr_learner`)
-             channels_last:bool=True, # model (and so activations) in channels_last memory format
-             fused_opt:bool=True, # fused `AdamW` through `OptimWrapper` instead of fastai's Python `Adam`
-             no_sync:bool=True, # keep the smoothed loss on the device, and drop the progress bar that prints it
-            ):
-    "Remove the per-batch overheads a fastai `Learner` adds to a training step (see the text above)"
-    if no_sync:
-        learn.recorder.smooth_loss = DeviceSmoothLoss(beta=learn.recorder.smooth_loss.beta)
-        if not any(isinstance(c, LossesToCPU) for c in learn.cbs): learn.add_cb(LossesToCPU())
-        if hasattr(learn, 'progress'): learn.remove_cb(ProgressCallback)
-    if fused_opt:
-        learn.opt_func, learn.opt = fast_adam, None  # created afresh by the next fit
-    if channels_last:
-        learn.model.to(memory_format=torch.channels_last)
-        learn.to_channelslast(use_amp=False)
-    return learn

@@ -3,6 +3,7 @@ import numpy as np, pytest, torch, torch.nn as nn
 from fastai.vision.all import Learner, Callback, CrossEntropyLossFlat, ProgressCallback, AvgSmoothLoss, OptimWrapper
 from imgcourse.data import get_mnist, FASHION_SRC
 from imgcourse.resnet import *
+from imgcourse.train import *
 
 @pytest.fixture(scope='module')
 def files(): return mnist_files(get_mnist(online=False), n=(96, 48))

@@ -7,6 +7,8 @@ from PIL import Image
 from fastai.vision.all import Learner, MSELossFlat, OptimWrapper, CancelFitException, Callback, resnet18, imagenet_stats
 from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 from imgcourse.superres import *
+from imgcourse.train import *
+from imgcourse.metrics import *
 
 # the hand-written U-Net
 @pytest.mark.parametrize('shape', [(2, 3, 64, 64), (1, 3, 50, 70), (1, 3, 32, 48)])
@@ -153,14 +155,14 @@ class _Stop(Callback):
     def after_epoch(self):
         if self.epoch == 0: raise CancelFitException()
 
-def test_fit_sr_resumes(photos, tmp_path):
+def test_fit_resumable_resumes(photos, tmp_path):
     dls = sr_dls(photos, size=32, bs=2, valid_pct=0.25, lr_size=24, num_workers=0)
     mk = lambda: Learner(dls, TinyUnet(nfs=(8, 16), y_range=(-3., 3.)), loss_func=MSELossFlat(), path=tmp_path/'w')
     learn = mk()
-    with learn.no_bar(), learn.no_logging(): fit_sr(learn, 2, 1e-3, fname='t', cbs=_Stop())
+    with learn.no_bar(), learn.no_logging(): fit_resumable(learn, 2, 1e-3, fname='t', cbs=_Stop())
     assert list(checkpoints(learn, 't')) == [0]
     learn = mk()
-    with learn.no_bar(), learn.no_logging(): fit_sr(learn, 2, 1e-3, fname='t')
+    with learn.no_bar(), learn.no_logging(): fit_resumable(learn, 2, 1e-3, fname='t')
     assert list(checkpoints(learn, 't')) == [1]                      # only the latest is kept
     assert len([v for v in learn.recorder.values if v]) == 1           # epoch 0 was not trained again
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""Run lesson notebooks and commit-ready their outputs: each notebook in nbs/ is executed top to bottom
+(`imgcourse.run.run_notebook`), its outputs are written back into nbs/, and its first cell gets a line saying
+which mode, data, device and wall time produced them. One command regenerates every lesson:
+
+    python scripts/run_lessons.py                 # all lessons, CPU mode (the committed outputs)
+    python scripts/run_lessons.py 05_wgan --mode cpu
+    IMGCOURSE_MODE=full python scripts/run_lessons.py   # on a GPU: full mode
+
+Afterwards run `nbdev-clean` (it keeps outputs) and commit the notebooks.
+"""
+import argparse, datetime, json, os, platform, re, sys, tempfile, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK = '**Outputs in this copy:**'
+SOURCES = ('MNIST:', 'Fashion-MNIST:', 'photos:', 'bedrooms:', 'upscaler:', 'classifier:')
+
+def device_line():
+    import torch
+    if torch.cuda.is_available(): return f'GPU ({torch.cuda.get_device_name(0)})'
+    return f'CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads; {platform.processor() or platform.machine()})'
+
+def data_lines(nb):
+    "The data sources the run said it used (imgcourse's `say` messages), in order, once each"
+    seen = []
+    for c in nb['cells']:
+        for o in c.get('outputs', []):
+            txt = ''.join(o.get('text', '')) if o.get('output_type') == 'stream' else ''
+            for line in txt.splitlines():
+                m = re.match(r'imgcourse: (.*)', line.strip())
+                if m and m.group(1).startswith(SOURCES):
+                    s = m.group(1).split(';')[0].split(' (')[0]
+                    if s not in seen: seen.append(s)
+    return seen
+
+def stamp(nb, mode, secs, device, data):
+    "Put the run record at the end of the first (title) cell, replacing an older one"
+    c = nb['cells'][0]
+    src = ''.join(c['source']).split('\n\n' + MARK)[0].rstrip()
+    when = datetime.date.today().isoformat()
+    rec = (f"\n\n{MARK} {mode} mode, {secs/60:.1f} min wall time on {device}, {when}. "
+           f"Data: {'; '.join(data) if data else 'see the cells below'}. "
+           f"Regenerate with `python scripts/run_lessons.py {Path(nb['_name']).stem} --mode {mode}`.")
+    c['source'] = (src + rec).splitlines(keepends=True)
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('names', nargs='*', help='lesson notebooks (default: every nbs/0[1-9]_*.ipynb)')
+    p.add_argument('--mode', default=os.environ.get('IMGCOURSE_MODE', 'cpu'), choices=('quick', 'cpu', 'full'))
+    a = p.parse_args()
+    from imgcourse.run import run_notebook, find_notebook
+    nbs = [find_notebook(n) for n in a.names] if a.names else sorted((ROOT/'nbs').glob('0[1-9]_*.ipynb'))
+    dev, failed = device_line(), []
+    for src in nbs:
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d)/src.name
+            t0 = time.time()
+            try: run_notebook(src, out, mode=a.mode)
+            except BaseException as e:
+                print(f'{src.name}: FAILED after {time.time()-t0:.0f}s ({type(e).__name__}: {e}); nbs/ left unchanged', file=sys.stderr)
+                failed.append(src.name)
+                if isinstance(e, KeyboardInterrupt): break
+                continue
+            secs = time.time() - t0
+            nb = json.loads(out.read_text()); nb['_name'] = src.name
+            stamp(nb, a.mode, secs, dev, data_lines(nb)); del nb['_name']
+            tmp = src.with_name(f'.{src.name}.part')
+            tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n'); os.replace(tmp, src)
+            print(f'{src.name}: {a.mode} mode, {secs/60:.1f} min; outputs written to {src}')
+    if failed: sys.exit(f'failed: {", ".join(failed)}')
+
+if __name__ == '__main__': main()
