@@ -4,7 +4,10 @@
 
 # %% ../nbs/81_metrics.ipynb #ea1f8517
 from __future__ import annotations
-import math
+import math, io, json, random, hashlib
+from pathlib import Path
+import numpy as np
+from PIL import Image, ImageDraw
 import pandas as pd
 from torchvision.models import alexnet
 import torch, torch.nn.functional as F
@@ -14,7 +17,9 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 from .data import *
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'denorm', 'psnr', 'ssim', 'bicubic_metrics', 'sr_report', 'lpips_metric', 'sr_scores', 'sr_compare']
+__all__ = ['LOWER_IS_BETTER', 'KINDS', 'denorm', 'psnr', 'ssim', 'bicubic_metrics', 'sr_report', 'lpips_metric', 'sr_scores',
+           'sr_compare', 'im2t', 't2im', 'bicubic_round_trip', 'lesson_round_trip', 'file_seed', 'degrade', 'rgb_to_y',
+           'shave', 'psnr_y', 'psnr_rgb', 'ssim_rgb', 'channel_shift', 'sr_split', 'heldout_eval']
 
 # %% ../nbs/81_metrics.ipynb #1741913e
 def denorm(x:torch.Tensor, # a batch normalised with `stats`
@@ -105,3 +110,140 @@ def sr_compare(learners:dict, # name -> trained super-resolution `Learner`, all 
     preds = {'bicubic': xs} | {k: l.get_preds(dl=dl)[0].cpu() for k, l in learners.items()}
     rows = {k: sr_scores(p, ys, dist, lp) for k, p in preds.items()}
     return pd.DataFrame(rows).T, preds, (xs, ys)
+
+# %% ../nbs/81_metrics.ipynb #5e6e4b9c
+def im2t(im) -> torch.Tensor:
+    "PIL image -> float tensor (3, h, w) in [0, 1]"
+    return torch.from_numpy(np.asarray(im.convert('RGB'), dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
+
+def t2im(t:torch.Tensor) -> Image.Image:
+    "Float tensor (3, h, w) or (1, 3, h, w) in [0, 1] -> PIL RGB image (rounded to 8 bits)"
+    if t.dim() == 4: t = t[0]
+    return Image.fromarray(t.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
+
+# %% ../nbs/81_metrics.ipynb #390bcfcc
+def bicubic_round_trip(im:Image.Image, # the high-res photo
+                       s:float, # scale factor
+                      ) -> Image.Image:
+    "Bicubic down by `s` (Pillow's antialiased bicubic, like MATLAB's imresize) and bicubic back up to the same size"
+    w, h = im.size
+    return im.resize((max(1, round(w/s)), max(1, round(h/s))), Image.BICUBIC).resize((w, h), Image.BICUBIC)
+
+def lesson_round_trip(im:Image.Image, # the high-res photo
+                      q:int, # JPEG quality
+                      short:int=96, # short side of the small copy, px (ignored if `factor` is given)
+                      factor:float|None=None, # shrink by this factor instead
+                      number:bool=False, # draw `q` on the small copy, as the lesson's crappifier does
+                      seed:int=0, # where the number goes
+                     ) -> Image.Image:
+    "The lesson's crappifier in memory (bilinear shrink, optional drawn number, JPEG `q`), then bicubic back to `im`'s size"
+    w, h = im.size
+    r = 1/factor if factor else short/min(w, h)
+    small = im.convert('RGB').resize((max(1, round(w*r)), max(1, round(h*r))), Image.BILINEAR)
+    if number:
+        rng = random.Random(seed)
+        ImageDraw.Draw(small).text((rng.randint(0, small.width//2), rng.randint(0, small.height//2)), str(q), fill=(255, 255, 255))
+    b = io.BytesIO(); small.save(b, format='JPEG', quality=q); b.seek(0)
+    return Image.open(b).convert('RGB').resize((w, h), Image.BICUBIC)
+
+# %% ../nbs/81_metrics.ipynb #0666d992
+KINDS = ('x2', 'x4', 'lesson', 'lesson+number')
+
+def file_seed(fn, base:int=42) -> int:
+    "A seed from a file's name: the same photo always gets the same JPEG quality, whatever the order"
+    return int(hashlib.md5(f'{base}/{Path(fn).name}'.encode()).hexdigest()[:8], 16)
+
+def degrade(img, # a high-res photo: PIL image or path
+            kind:str, # 'x2', 'x3', 'x4' (any 'xN'), 'lesson' or 'lesson+number'
+            seed:int=0, # draws the lesson's JPEG quality (and the number's place)
+            q_range:tuple=(10, 70), # the lesson's JPEG qualities
+           ) -> tuple:
+    "`(input, target)` float tensors (3, h, w) of the same size: the degraded photo upsampled back, and the photo"
+    im = load_rgb(img) if not isinstance(img, Image.Image) else img.convert('RGB')
+    if kind in ('lesson', 'lesson+number'):
+        q = random.Random(seed).randint(*q_range)
+        return im2t(lesson_round_trip(im, q, number=kind == 'lesson+number', seed=seed)), im2t(im)
+    if not (kind[:1] == 'x' and kind[1:].isdigit() and int(kind[1:]) > 1):
+        raise ValueError(f"degrade: kind must be 'x2', 'x3', 'x4'..., 'lesson' or 'lesson+number', not {kind!r}")
+    s = int(kind[1:]); w, h = im.size
+    im = im.crop((0, 0, w - w % s, h - h % s))  # a multiple of the scale, so down and up are exact sizes
+    return im2t(bicubic_round_trip(im, s)), im2t(im)
+
+# %% ../nbs/81_metrics.ipynb #824bd517
+def rgb_to_y(t:torch.Tensor) -> torch.Tensor:
+    "ITU-R BT.601 luma in 0..255 units (16..235) from RGB in [0, 1]; `t` is (..., 3, h, w)"
+    r, g, b = t.unbind(-3)
+    return 16 + 65.481*r + 128.553*g + 24.966*b
+
+def shave(t:torch.Tensor, s:int) -> torch.Tensor:
+    "`t` without a border of `s` pixels (SR papers drop it: the edges have no neighbours to restore from)"
+    return t[..., s:-s, s:-s] if s > 0 else t
+
+def _q8(t): return t.float().clamp(0, 1).mul(255).round().div(255)  # scored as the 8-bit image that would be saved
+
+def psnr_y(pred, targ, border:int=0) -> float:
+    "PSNR (dB) on the Y channel of 8-bit-rounded images in [0, 1], `border` pixels shaved"
+    mse = (shave(rgb_to_y(_q8(pred)), border) - shave(rgb_to_y(_q8(targ)), border)).pow(2).mean()
+    return (10*torch.log10(255**2/mse.clamp_min(255**2*1e-10))).item()  # identical images: 100 dB
+
+def psnr_rgb(pred, targ, border:int=0) -> float:
+    "PSNR (dB) over the three channels of 8-bit-rounded images in [0, 1], `border` pixels shaved"
+    mse = (shave(_q8(pred), border) - shave(_q8(targ), border)).pow(2).mean()
+    return (-10*torch.log10(mse.clamp_min(1e-10))).item()
+
+# %% ../nbs/81_metrics.ipynb #d46ed7e5
+def ssim_rgb(pred, targ, border:int=0) -> float:
+    "SSIM (torchmetrics: Gaussian 11x11, sigma 1.5) of 8-bit-rounded RGB images in [0, 1], `border` pixels shaved"
+    p, t = shave(_q8(pred), border), shave(_q8(targ), border)
+    if p.dim() == 3: p, t = p[None], t[None]
+    return _tm_ssim(p, t, data_range=1.0).item()
+
+def channel_shift(pred, targ) -> list:
+    "Per-channel (R, G, B) mean of `pred` minus that of `targ`, in 0..255 units: a colour cast shows here"
+    return ((_q8(pred).mean((-2, -1)) - _q8(targ).mean((-2, -1))).reshape(-1, 3).mean(0)*255).tolist()
+
+# %% ../nbs/81_metrics.ipynb #0df9c4ae
+def sr_split(folder=None, # default: `data_dir()/'sr_photos'`
+            ) -> tuple:
+    "`(train, heldout)` file lists of a photo folder, from its `split.json` (split by source photo)"
+    folder = Path(folder or data_dir()/'sr_photos')
+    sp = json.loads((folder/'split.json').read_text())
+    return [folder/f'{n}.jpg' for n in sp['train']], [folder/f'{n}.jpg' for n in sp['heldout']]
+
+# %% ../nbs/81_metrics.ipynb #e3501df7
+def heldout_eval(fn, # (1, 3, h, w) bicubic-upsampled input in [0, 1] -> output of the same shape
+                 files=None, # photos never trained on (default: the held-out half of `sr_split()`)
+                 kinds=KINDS, # degradations (see `degrade`)
+                 max_side:int|None=None, # centre-crop each photo to at most this many px a side (quick runs)
+                ) -> pd.DataFrame:
+    "Bicubic vs `fn` on held-out photos: PSNR-Y (border = scale; 4 for the lesson's), PSNR-RGB, SSIM, colour shift, by kind"
+    rows = []
+    for f in (files if files is not None else sr_split()[1]):
+        im = load_rgb(f)
+        if max_side: im = im.crop(_centre(im.size, max_side))
+        for kind in kinds:
+            inp, targ = degrade(im, kind, seed=file_seed(f))
+            b = int(kind[1:]) if kind[0] == 'x' else 4
+            with torch.no_grad(): out = fn(inp[None]).float().clamp(0, 1)[0].cpu()
+            if out.shape != inp.shape: raise ValueError(f'the model returned shape {tuple(out.shape)} for an input of {tuple(inp.shape)}')
+            rows.append(dict(kind=kind, photo=Path(f).stem, bic_psnr_y=psnr_y(inp, targ, b), psnr_y=psnr_y(out, targ, b),
+                             bic_psnr_rgb=psnr_rgb(inp, targ, b), psnr_rgb=psnr_rgb(out, targ, b),
+                             bic_ssim=ssim_rgb(inp, targ, b), ssim=ssim_rgb(out, targ, b),
+                             bic_shift=max(map(abs, channel_shift(inp, targ))), shift=max(map(abs, channel_shift(out, targ)))))
+    return _summary(pd.DataFrame(rows))
+
+# %% ../nbs/81_metrics.ipynb #937877f5
+def _centre(size, m):
+    w, h = size; cw, ch = min(w, m), min(h, m)
+    return ((w - cw)//2, (h - ch)//2, (w - cw)//2 + cw, (h - ch)//2 + ch)
+
+def _summary(df):
+    g = df.groupby('kind', sort=False)
+    t = g[[c for c in df.columns if c not in ('kind', 'photo', 'shift', 'bic_shift')]].mean()
+    for m in ('psnr_y', 'psnr_rgb', 'ssim'): t[f'd_{m}'] = t[m] - t[f'bic_{m}']
+    t['min_d_psnr_y'] = (df.psnr_y - df.bic_psnr_y).groupby(df.kind, sort=False).min()
+    t['bic_shift'], t['shift'], t['n'] = g.bic_shift.max(), g['shift'].max(), g.size()
+    t = t[['bic_psnr_y', 'psnr_y', 'd_psnr_y', 'min_d_psnr_y', 'bic_psnr_rgb', 'psnr_rgb', 'd_psnr_rgb',
+           'bic_ssim', 'ssim', 'd_ssim', 'bic_shift', 'shift', 'n']]
+    t.attrs['per_photo'] = df
+    return t
