@@ -4,19 +4,24 @@
 
 # %% ../nbs/00_data.ipynb #2e6c882d
 from __future__ import annotations
-import os, sys, gzip, struct, random, hashlib, logging, warnings, shutil
+import os, sys, gzip, struct, random, hashlib, logging, warnings, shutil, signal, threading, time, zlib, functools
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
-from fastcore.all import L, parallel, defaults, ifnone
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+# fastai scripts a few functions with `torch.jit.script`, which recent PyTorch deprecates: harmless, and said on every import
+warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning, module=r'torch\.jit\._script')
+from fastcore.all import L, defaults, ifnone
+from fastprogress.fastprogress import progress_bar
 from fastai.data.external import untar_data, URLs, fastai_path
 from fastai.vision.core import PILImage
 
 # %% auto #0
-__all__ = ['MODES', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'env_flag', 'has_gpu', 'mode', 'is_quick', 'by_mode',
-           'say', 'data_dir', 'cache_dir', 'offline', 'fetch', 'BadImageError', 'to_rgb', 'load_rgb', 'check_image',
-           'image_files', 'PILImageRGB', 'get_mnist', 'read_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms',
-           'crappify', 'crappified_name', 'crappify_folder', 'pretrained_ok', 'tv_model']
+__all__ = ['MODES', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'FASHION_URL', 'FASHION_FILES', 'env_flag', 'has_gpu',
+           'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'cache_dir', 'offline', 'fetch',
+           'BadImageError', 'to_rgb', 'show_name', 'why_unreadable', 'load_rgb', 'check_image', 'sigterm_as_interrupt',
+           'pmap', 'image_files', 'PILImageRGB', 'get_mnist', 'read_idx', 'idx_len', 'fashion_idx', 'get_fashion_mnist',
+           'get_photos', 'get_bedrooms', 'crappify', 'crappified_name', 'crappify_folder', 'pretrained_ok', 'tv_model']
 
 # %% ../nbs/00_data.ipynb #d0dcf0db
 MODES = ('quick', 'cpu', 'full')
@@ -79,6 +84,26 @@ def say(msg:str, level:int=logging.INFO, once:bool=True):
     _said.add(msg)
     log.log(level, msg)
 
+# %% ../nbs/00_data.ipynb #ae1c6973
+_MODE_NEEDS = {'quick': 'quick: tiny data, seconds on any machine (checks that everything runs)',
+               'cpu': 'cpu: the real method sized for a laptop CPU, about ten minutes a lesson',
+               'full': "full: the lesson's own recipe, for a GPU (hours on a CPU)"}
+
+def mode_note() -> str:
+    "Say the mode, the device and what the other modes need; warn loudly in full mode without a GPU. Returns the mode"
+    m, gpu = mode(), has_gpu()
+    if gpu:
+        import torch
+        dev = f'a GPU ({torch.cuda.get_device_name(0)})'
+    else: dev = f'a CPU ({os.cpu_count()} cores, no GPU)'
+    others = '; '.join(v for k, v in _MODE_NEEDS.items() if k != m)
+    say(f'{m} mode on {dev}. Other modes: {others}. To change it, set IMGCOURSE_MODE=quick|cpu|full '
+        '(before starting Jupyter, or with os.environ in a cell).', once=False)
+    if m == 'full' and not gpu:
+        say("FULL MODE WITHOUT A GPU: full mode is the lesson's GPU recipe: hours on a CPU; "
+            'IMGCOURSE_MODE=cpu gives the CPU-sized run.', logging.WARNING, once=False)
+    return m
+
 # %% ../nbs/00_data.ipynb #12c4429a
 def data_dir() -> Path:
     "The `data/` folder shipped with imgcourse (or `IMGCOURSE_DATA`)"
@@ -92,8 +117,14 @@ def data_dir() -> Path:
 
 def cache_dir() -> Path:
     "Where imgcourse keeps what it makes once: `IMGCOURSE_CACHE` or `~/.cache/imgcourse`"
-    p = Path(os.environ.get('IMGCOURSE_CACHE') or Path.home()/'.cache'/'imgcourse')
-    p.mkdir(parents=True, exist_ok=True)
+    v = os.environ.get('IMGCOURSE_CACHE', '').strip()
+    p = Path(v).expanduser() if v else Path.home()/'.cache'/'imgcourse'
+    try: p.mkdir(parents=True, exist_ok=True)
+    except OSError: pass
+    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        what = 'is a file, not a folder' if p.exists() and not p.is_dir() else 'cannot be made or written to'
+        src = f'IMGCOURSE_CACHE={v!r}' if v else 'the default cache'
+        raise NotADirectoryError(f'{p} ({src}) {what}: point IMGCOURSE_CACHE at a folder you can write to, or unset it.')
     return p
 
 def offline() -> bool:
@@ -117,7 +148,12 @@ def fetch(url:str, # one of fastai's `URLs.*`
 
 # %% ../nbs/00_data.ipynb #721494a7
 class BadImageError(ValueError):
-    "An image file that cannot be read"
+    "An image file that cannot be read; its message names the file first, also when raised in a DataLoader worker"
+    def __init__(self, msg:str=''):
+        if msg.startswith('Caught BadImageError') and 'BadImageError: ' in msg:  # PyTorch re-raising a worker's error
+            self.worker_traceback = msg
+            msg = msg.rsplit('BadImageError: ', 1)[1].strip() + ' (in a DataLoader worker)'
+        super().__init__(msg)
 
 def to_rgb(im:Image.Image) -> Image.Image:
     "An in-memory PIL image as 8-bit RGB: alpha composited on white, 16-bit and float scaled to 0-255"
@@ -133,14 +169,32 @@ def to_rgb(im:Image.Image) -> Image.Image:
         im = Image.alpha_composite(bg, im)
     return im.convert('RGB') if im.mode != 'RGB' else im
 
+# %% ../nbs/00_data.ipynb #aaf15de4
+def show_name(fn) -> str:
+    "`fn` as printable text: bytes of the name that are not valid UTF-8 shown as `\\x..` escapes"
+    return os.fsencode(fn).decode('utf-8', 'backslashreplace')
+
+def why_unreadable(e:BaseException) -> str:
+    "Why an image could not be opened, from the exception, in words a user can act on"
+    if isinstance(e, Image.DecompressionBombError):
+        return (f"larger than Pillow's safety limit against decompression bombs ({e}). Shrink the image, or if you trust it "
+                'raise the limit: `PIL.Image.MAX_IMAGE_PIXELS = None`')
+    if isinstance(e, OSError) and e.errno is not None:  # the file system, not the image
+        return f'cannot be read ({e.strerror}): check that the file exists and that you may read it'
+    if isinstance(e, UnidentifiedImageError): return 'not an image'
+    if isinstance(e, MemoryError): return 'too large to decode in memory'
+    return f'corrupt or truncated ({type(e).__name__}: {e})'
+
+def _open_rgb(fn) -> Image.Image:
+    with Image.open(fn) as im:
+        im.load()
+        return to_rgb(ImageOps.exif_transpose(im))
+
 def load_rgb(fn) -> Image.Image:
-    "Open `fn` as 8-bit RGB (alpha composited on white, 16-bit scaled); `BadImageError` naming `fn` if unreadable"
-    try:
-        with Image.open(fn) as im:
-            im.load()
-            return to_rgb(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise BadImageError(f'{fn}: not a readable image ({type(e).__name__}: {e}). '
+    "Open `fn` as 8-bit RGB, upright as its EXIF says (alpha on white, 16-bit scaled); `BadImageError` naming `fn` if unreadable"
+    try: return _open_rgb(fn)
+    except Exception as e:
+        raise BadImageError(f'{show_name(fn)}: {why_unreadable(e)}. '
                             'Remove or replace the file, or let `image_files` skip it.') from None
 
 # %% ../nbs/00_data.ipynb #9fa7638c
@@ -150,48 +204,89 @@ def check_image(fn) -> str:
         with Image.open(fn) as im:
             im.load()
             mode = im.mode
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        why = 'not an image' if isinstance(e, UnidentifiedImageError) else f'corrupt or truncated ({e})'
-        return f'skipped: {why}'
+    except Exception as e: return f'skipped: {why_unreadable(e)}'
     return 'ok' if mode == 'RGB' else f'converted from {mode}'
+
+# %% ../nbs/00_data.ipynb #a4644113
+@contextmanager
+def sigterm_as_interrupt():
+    "Within this block, SIGTERM raises `KeyboardInterrupt` in the main thread, so that cleanup runs (elsewhere: no change)"
+    if threading.current_thread() is not threading.main_thread():
+        yield; return
+    def _raise(signum, frame): raise KeyboardInterrupt(f'stopped by signal {signum} (SIGTERM)')
+    old = signal.signal(signal.SIGTERM, _raise)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+
+def _worker_init(ppid:int):
+    "In a pool worker: leave Ctrl-C to the parent, and exit if the parent dies without stopping us"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    def _watch():
+        while os.getppid() == ppid: time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=_watch, daemon=True).start()
+
+def pmap(f, # a function of one item (module-level, or a `functools.partial` of one)
+         items, # the items
+         n_workers:int=0, # processes (0: run here, in this process)
+         progress:bool=False, # show a progress bar
+         chunksize:int=8, # items sent to a worker at a time
+        ) -> list:
+    "`[f(o) for o in items]`, in order, in `n_workers` processes that stop with the caller (Ctrl-C, SIGTERM, or killed)"
+    items = list(items)
+    if not n_workers or len(items) < 2: return [f(o) for o in (progress_bar(items, leave=False) if progress else items)]
+    import multiprocessing as mp
+    with sigterm_as_interrupt():
+        pool = mp.Pool(min(n_workers, len(items)), initializer=_worker_init, initargs=(os.getpid(),))
+        try:
+            it = pool.imap(f, items, chunksize=chunksize)
+            res = list(progress_bar(it, total=len(items), leave=False) if progress else it)
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally: pool.join()
+    return res
 
 # %% ../nbs/00_data.ipynb #be3105a7
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm'}
 
-def _names(fs, n=8): return ', '.join(str(f) for f in fs[:n]) + (f' and {len(fs)-n} more' if len(fs) > n else '')
+def _names(fs, n=8): return ', '.join(show_name(f) for f in fs[:n]) + (f' and {len(fs)-n} more' if len(fs) > n else '')
 
 def image_files(path, # folder to search (recursively)
                 check:bool=True, # open every file, skip unreadable ones and report conversions
-                n_workers:int=None, # processes for the check (default: fastai's `defaults.cpus`)
+                n_workers:int=None, # processes for the check (default: fastai's `defaults.cpus` for over 500 files)
                 all_files:bool=False, # look at every file, not only image extensions
                ) -> L:
-    "The readable image files under `path`, sorted; says which were skipped or will be converted"
+    "The readable image files under `path`, sorted; says which were skipped (and why) or will be converted"
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f'{path} is not a folder. Pass the folder that holds your images.')
+        what = 'is a file, not a folder' if path.exists() else 'is not a folder'
+        raise FileNotFoundError(f'{show_name(path)} {what}. Pass the folder that holds your images.')
     fs = sorted(p for p in path.rglob('*') if p.is_file() and not p.name.startswith('.')
                 and (all_files or p.suffix.lower() in IMAGE_EXTS))
-    if not fs: raise FileNotFoundError(f'no image files in {path}: put .jpg/.png files there, or point to another folder.')
+    if not fs: raise FileNotFoundError(f'no image files in {show_name(path)}: put .jpg/.png files there, or point to another folder.')
     if not check: return L(fs)
     n_workers = ifnone(n_workers, defaults.cpus if len(fs) > 500 else 0)
-    res = parallel(check_image, fs, n_workers=n_workers, chunksize=64, progress=len(fs) > 2000)
-    bad = [f'{f} ({r[9:]})' for f, r in zip(fs, res) if r.startswith('skipped')]
+    res = pmap(check_image, fs, n_workers=n_workers, chunksize=64, progress=len(fs) > 2000)
+    bad = [f'{show_name(f)} ({r[9:]})' for f, r in zip(fs, res) if r.startswith('skipped')]
     conv = {}
     for f, r in zip(fs, res):
-        if r.startswith('converted'): conv.setdefault(r.split()[-1], []).append(str(f))
-    if bad: say(f'skipped {len(bad)} of {len(fs)} files in {path} that are not readable images: {_names(bad)}', logging.WARNING, once=False)
+        if r.startswith('converted'): conv.setdefault(r.split()[-1], []).append(f)
+    if bad: say(f'skipped {len(bad)} of {len(fs)} files in {show_name(path)} that cannot be read as images: {"; ".join(bad[:8])}'
+                + (f' and {len(bad)-8} more' if len(bad) > 8 else ''), logging.WARNING, once=False)
     for mode, cf in conv.items():
-        say(f'{len(cf)} images in {path} are {mode}; they are converted to 8-bit RGB when loaded: {_names(cf)}', once=False)
+        say(f'{len(cf)} images in {show_name(path)} are {mode}; they are converted to 8-bit RGB when loaded: {_names(cf)}', once=False)
     good = L(f for f, r in zip(fs, res) if not r.startswith('skipped'))
-    if not good: raise FileNotFoundError(f'none of the {len(fs)} files in {path} is a readable image; see the messages above.')
+    if not good: raise FileNotFoundError(f'none of the {len(fs)} files in {show_name(path)} is a readable image; see the messages above.')
     return good
 
 # %% ../nbs/00_data.ipynb #451ec8fb
 class PILImageRGB(PILImage):
-    "A `PILImage` opened with `load_rgb`: safe for RGBA, palette, 16-bit and float images"
+    "A `PILImage` opened with `load_rgb`: upright, safe for RGBA, palette, 16-bit and float images, errors name the file"
     @classmethod
     def create(cls, fn, **kwargs):
-        if isinstance(fn, (str, Path)): return cls(load_rgb(fn))
+        if isinstance(fn, (str, os.PathLike)): return cls(load_rgb(fn))
         return super().create(fn, **kwargs)
 
 # %% ../nbs/00_data.ipynb #cd2ac581
@@ -216,19 +311,98 @@ def get_mnist(online:bool=True, # try `untar_data(URLs.MNIST)` first
 
 # %% ../nbs/00_data.ipynb #f4b48d60
 FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
-FASHION_SRC = Path('/usr/share/datasets/fashion-mnist')
+FASHION_SRC = Path(os.environ.get('IMGCOURSE_FASHION_DEBIAN') or '/usr/share/datasets/fashion-mnist')  # Debian's package
+FASHION_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/'
+FASHION_FILES = {'train-images-idx3-ubyte.gz': '8d4fb7e6c68d591d4c3dfef9ec88bf0d', # file: MD5 of the official download
+                 'train-labels-idx1-ubyte.gz': '25c81989df183df01b3e8a0aad5dffbe',
+                 't10k-images-idx3-ubyte.gz': 'bef4ecab320f06d8554ea6380940ec79',
+                 't10k-labels-idx1-ubyte.gz': 'bb300cfdad3c16e7a12a480ee83cd310'}
+
+def _read_bytes(fn:Path, n:int=-1) -> bytes:
+    "The first `n` bytes of `fn` (all: -1), gunzipped if it ends in .gz; a damaged file is named"
+    try:
+        with (gzip.open if fn.suffix == '.gz' else open)(fn, 'rb') as f: return f.read(n)
+    except (OSError, EOFError, zlib.error) as e:
+        if isinstance(e, OSError) and e.errno is not None: raise  # missing or not allowed: Python's message names the file
+        raise ValueError(f'{fn}: not a readable gzip file ({type(e).__name__}: {e}). It is damaged or cut short: get it again.') from None
 
 def read_idx(fn) -> np.ndarray:
-    "Read an IDX file (MNIST's format, optionally gzipped) into a numpy array"
+    "Read an IDX file (MNIST's format, optionally gzipped) into a numpy array; a damaged file is named"
     fn = Path(fn)
-    with (gzip.open if fn.suffix == '.gz' else open)(fn, 'rb') as f: buf = f.read()
-    if len(buf) < 4 or buf[0] != 0 or buf[1] != 0 or buf[2] != 0x08:
-        raise ValueError(f'{fn} is not an unsigned-byte IDX file')
+    buf = _read_bytes(fn)
+    if len(buf) < 4 or buf[:3] != b'\0\0\x08' or not 1 <= buf[3] <= 4:
+        raise ValueError(f'{fn} is not an unsigned-byte IDX file (damaged, or not what its name says)')
     nd = buf[3]
+    if len(buf) < 4 + 4*nd: raise ValueError(f'{fn}: truncated in its header')
     shape = struct.unpack(f'>{nd}I', buf[4:4 + 4*nd])
     a = np.frombuffer(buf, np.uint8, offset=4 + 4*nd)
-    if a.size != int(np.prod(shape)): raise ValueError(f'{fn}: truncated (expected {shape})')
+    if a.size != int(np.prod(shape)):
+        raise ValueError(f'{fn}: truncated or padded: its header promises {shape} ({int(np.prod(shape))} bytes), it holds {a.size}. Get it again.')
     return a.reshape(shape)
+
+def idx_len(fn) -> int:
+    "The number of items in an IDX file, from its header only"
+    h = _read_bytes(Path(fn), 8)
+    if len(h) < 8 or h[:3] != b'\0\0\x08': raise ValueError(f'{fn} is not an unsigned-byte IDX file')
+    return struct.unpack('>I', h[4:8])[0]
+
+# %% ../nbs/00_data.ipynb #fbeaa635
+def _has_idx(d) -> bool: return all((Path(d)/f).is_file() for f in FASHION_FILES)
+
+def _download_fashion(dest:Path, url:str=None) -> Path|None:
+    "The four official files downloaded into `dest`, each checked against its MD5; None (said) if that fails"
+    import urllib.request
+    url = url or FASHION_URL
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for f, md5 in FASHION_FILES.items():
+            if (dest/f).is_file(): continue
+            tmp = dest/f'.{f}.{os.getpid()}.{os.urandom(4).hex()}.part'
+            try:
+                with urllib.request.urlopen(url + f, timeout=30) as r, open(tmp, 'wb') as o: shutil.copyfileobj(r, o)
+                got = hashlib.md5(tmp.read_bytes()).hexdigest()
+                if got != md5: raise ValueError(f'{f} has MD5 {got}, not the official {md5}')
+                os.replace(tmp, dest/f)
+            finally: tmp.unlink(missing_ok=True)
+        return dest
+    except Exception as e:
+        say(f'Fashion-MNIST: could not download from {url} ({type(e).__name__}: {str(e)[:150]})', logging.WARNING)
+        return None
+
+def fashion_idx(src=None, # a folder with the four IDX files (default: `IMGCOURSE_FASHION`, then Debian's, a download, the sample)
+                online:bool|None=None, # try a download (default: yes, except in quick mode; never when `offline()`)
+               ) -> Path:
+    "The folder holding Fashion-MNIST's four `*-idx?-ubyte.gz` files: yours, Debian's, a download, or the shipped sample"
+    if src is not None and Path(src) != FASHION_SRC: named, how = src, 'src='
+    else: named, how = os.environ.get('IMGCOURSE_FASHION', '').strip() or None, 'IMGCOURSE_FASHION'
+    if named:
+        p = Path(named).expanduser()
+        if not p.is_dir():
+            raise FileNotFoundError(f'Fashion-MNIST folder {p} (from {how}) {"is a file, not a folder" if p.exists() else "does not exist"}: '
+                                    'name the folder that holds the four *-idx?-ubyte.gz files.')
+        if missing := [f for f in FASHION_FILES if not (p/f).is_file()]:
+            raise FileNotFoundError(f'Fashion-MNIST folder {p} (from {how}) lacks {", ".join(missing)}: it needs the four '
+                                    'files of github.com/zalandoresearch/fashion-mnist, under their own names.')
+        say(f'Fashion-MNIST: your folder {p} (from {how})')
+        return p
+    if _has_idx(FASHION_SRC):
+        say(f"Fashion-MNIST: Debian's dataset-fashion-mnist, {FASHION_SRC}")
+        return FASHION_SRC
+    d = cache_dir()/'fashion_mnist_idx'
+    if not _has_idx(d) and ifnone(online, not is_quick()) and not offline():
+        say(f'Fashion-MNIST: downloading the official files (30 MB) from {FASHION_URL} into {d}')
+        _download_fashion(d)
+    if _has_idx(d):
+        say(f'Fashion-MNIST: the official files, downloaded into {d}')
+        return d
+    p = data_dir()/'fashion_sample'
+    if not _has_idx(p): raise FileNotFoundError(f'Fashion-MNIST: not installed, not downloadable, and the shipped sample {p} is '
+                                               'incomplete: run `python scripts/make_fashion_sample.py`, or set IMGCOURSE_FASHION.')
+    n = [idx_len(p/f'{s}-labels-idx1-ubyte.gz') for s in ('train', 't10k')]
+    say(f'Fashion-MNIST: the shipped sample, {n[0]:,} training and {n[1]:,} test images, from {p}. The full 60,000/10,000 '
+        'needs one of: `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), IMGCOURSE_FASHION=a folder with the four '
+        'files of github.com/zalandoresearch/fashion-mnist, or internet access once (downloaded in cpu and full mode).', logging.WARNING)
+    return p
 
 # %% ../nbs/00_data.ipynb #5b0422a8
 def _save_pngs(args):
@@ -236,33 +410,40 @@ def _save_pngs(args):
     for i, (im, y) in enumerate(zip(imgs, labels)):
         f = d/str(y)/f'{start+i}.png'
         if f.exists(): continue
-        tmp = f.with_name(f'.{f.name}.{os.getpid()}.part')
+        tmp = f.with_name(f'.{f.name}.{os.getpid()}.{os.urandom(4).hex()}.part')
         Image.fromarray(im, 'L').save(tmp, format='PNG')
         os.replace(tmp, f)  # never a half-written PNG, even if interrupted or run twice at once
 
-def get_fashion_mnist(src=FASHION_SRC, # folder with the four `*-idx?-ubyte.gz` files
-                      dest=None, # where to write the PNG folders (default: `cache_dir()/'fashion_mnist'`)
+def get_fashion_mnist(src=None, # a folder with the four IDX files (default: the sources of `fashion_idx`, in order)
+                      dest=None, # where to write the PNG folders (default: in `cache_dir()`, named after the sizes)
+                      online:bool|None=None, # passed to `fashion_idx`
                      ) -> Path:
-    "Fashion-MNIST (60k/10k) as PNG folders `training/0..9`, `testing/0..9`, converted once from the IDX files"
-    src = Path(src); dest = Path(dest or cache_dir()/'fashion_mnist')
-    if (dest/'.complete').exists():
-        say(f'Fashion-MNIST: 60k/10k PNGs in {dest}')
-        return dest
+    "Fashion-MNIST as PNG folders `training/0..9`, `testing/0..9`, converted once from the IDX files that `fashion_idx` finds"
+    src = fashion_idx(src, online)
     parts = {'training': 'train', 'testing': 't10k'}
-    for p in parts.values():
-        for k in ('images-idx3', 'labels-idx1'):
-            if not (src/f'{p}-{k}-ubyte.gz').exists():
-                raise FileNotFoundError(f'Fashion-MNIST not found: {src/f"{p}-{k}-ubyte.gz"} is missing. Install it with '
-                                        '`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or pass `src=` a folder '
-                                        'holding the four IDX files from github.com/zalandoresearch/fashion-mnist.')
-    jobs = []
+    n = [idx_len(src/f'{p}-images-idx3-ubyte.gz') for p in parts.values()]
+    key = f'{n[0]} {n[1]}'
+    dest = Path(dest) if dest else cache_dir()/('fashion_mnist' if n == [60000, 10000] else f'fashion_mnist_{n[0]}_{n[1]}')
+    done = dest/'.complete'
+    if done.is_file() and done.read_text().strip() == key:
+        say(f'Fashion-MNIST: {n[0]:,}/{n[1]:,} PNGs in {dest}')
+        return dest
+    jobs, want = [], []
     for split, p in parts.items():
-        x, y = read_idx(src/f'{p}-images-idx3-ubyte.gz'), read_idx(src/f'{p}-labels-idx1-ubyte.gz')
+        fx, fy = src/f'{p}-images-idx3-ubyte.gz', src/f'{p}-labels-idx1-ubyte.gz'
+        x, y = read_idx(fx), read_idx(fy)
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f'{fx} holds images of shape {x.shape} but {fy} holds {len(y)} labels: the two files do not '
+                             'belong together (or one is damaged). Get both again.')
+        if len(y) and y.max() > 9: raise ValueError(f'{fy}: labels are 0..9, but it holds {y.max()}: it is not a Fashion-MNIST label file.')
         for c in range(10): (dest/split/str(c)).mkdir(parents=True, exist_ok=True)
         jobs += [(dest/split, i, x[i:i+2000], y[i:i+2000]) for i in range(0, len(x), 2000)]
+        want += [dest/split/str(c)/f'{i}.png' for i, c in enumerate(y)]
     say(f'Fashion-MNIST: converting {src} to PNG folders in {dest} (once)')
-    parallel(_save_pngs, jobs, n_workers=defaults.cpus, progress=True)
-    (dest/'.complete').touch()
+    pmap(_save_pngs, jobs, n_workers=defaults.cpus, progress=True, chunksize=1)
+    if missing := [f for f in want if not f.is_file()]:
+        raise RuntimeError(f'Fashion-MNIST: {len(missing)} PNGs were not written to {dest} (e.g. {missing[0]}); run again to finish.')
+    tmp = done.with_name(f'.complete.{os.getpid()}.part'); tmp.write_text(key); os.replace(tmp, done)
     return dest
 
 # %% ../nbs/00_data.ipynb #7b8f32b0
@@ -270,10 +451,12 @@ def get_photos(path=None, # your own folder of images (default: `IMGCOURSE_PHOTO
                online:bool=True, # try `untar_data(URLs.PETS)`
               ) -> Path:
     "A folder of photos: yours, the lesson's Oxford-IIIT Pets, or the scikit-image tiles shipped in `data/photos`"
-    path = path or os.environ.get('IMGCOURSE_PHOTOS')
+    path = path or os.environ.get('IMGCOURSE_PHOTOS', '').strip()
     if path:
         path = Path(path).expanduser()
-        if not path.is_dir(): raise FileNotFoundError(f'photos folder {path} does not exist (from path= or IMGCOURSE_PHOTOS).')
+        if not path.is_dir():
+            what = 'is a file, not a folder' if path.exists() else 'does not exist'
+            raise FileNotFoundError(f'photos folder {show_name(path)} (from path= or IMGCOURSE_PHOTOS) {what}: name a folder of images.')
         say(f'photos: your folder {path}')
         return path
     p = fetch(URLs.PETS) if online else None
@@ -302,57 +485,87 @@ def get_bedrooms(path=None, # your own folder of images
     return get_photos(online=False)
 
 # %% ../nbs/00_data.ipynb #f5c2d34d
+def _check_crap_args(size, q_range):
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f'size={size!r}: the short side of the low-res image must be a whole number of pixels, at least 1 (the lesson uses 96).')
+    try: lo, hi = (int(q) for q in q_range)
+    except (TypeError, ValueError): raise ValueError(f'q_range={q_range!r}: give two JPEG qualities (low, high), like (10, 70).') from None
+    if not 1 <= lo <= hi <= 100: raise ValueError(f'q_range={q_range!r}: need 1 <= low <= high <= 100, like (10, 70).')
+    return lo, hi
+
+def _part(dest:Path) -> Path:
+    "A temporary name beside `dest`, unique to this process and call"
+    return dest.with_name(f'.{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.part')
+
 def crappify(src, # image file to degrade
              dest, # where to write the JPEG (folders are made)
-             size:int=96, # short side of the low-res image, px
+             size:int=96, # short side of the low-res image, px (a smaller image keeps its size)
              q_range:tuple=(10, 70), # JPEG quality is drawn uniformly from this range (inclusive)
              seed:int|None=None, # seed for the quality and the text position
             ) -> int:
-    "The lesson's degradation: short side to `size` (bilinear), quality `q` drawn as text, saved as JPEG `q`; returns `q`"
+    "The lesson's degradation: short side to `size` (bilinear, never enlarged), quality `q` drawn as text, saved as JPEG `q`; returns `q`"
+    lo, hi = _check_crap_args(size, q_range)
     rng = random.Random(seed)
     img = load_rgb(src)
     w, h = img.size
-    r = size / min(w, h)
-    img = img.resize((max(1, round(w*r)), max(1, round(h*r))), Image.BILINEAR)
+    r = min(1., size / min(w, h))
+    if r < 1: img = img.resize((max(1, round(w*r)), max(1, round(h*r))), Image.BILINEAR)
     w, h = img.size
-    q = rng.randint(*q_range)
+    q = rng.randint(lo, hi)
     ImageDraw.Draw(img).text((rng.randint(0, w//2), rng.randint(0, h//2)), str(q), fill=(255, 255, 255))
     dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f'.{dest.name}.part')
-    img.save(tmp, format='JPEG', quality=q)
-    os.replace(tmp, dest)  # an interrupted run never leaves a half-written file
+    tmp = _part(dest)
+    try:
+        img.save(tmp, format='JPEG', quality=q)
+        os.replace(tmp, dest)  # an interrupted run never leaves a half-written file; two runs at once don't collide
+    finally: tmp.unlink(missing_ok=True)
     return q
 
 # %% ../nbs/00_data.ipynb #f9fa693a
 def crappified_name(fn, src, dest) -> Path:
-    "Where `crappify_folder` puts the degraded version of `fn` (under `src`): the same relative path under `dest`, as .jpg"
-    return Path(dest)/Path(fn).relative_to(src).with_suffix('.jpg')
+    "Where `crappify_folder` puts the degraded version of `fn` (under `src`): its relative path under `dest`, with `.jpg` added"
+    try: rel = Path(fn).relative_to(src)
+    except ValueError: raise ValueError(f'{show_name(fn)} is not under {show_name(src)}: pass files from the folder `src`.') from None
+    return Path(dest)/rel.with_name(rel.name + '.jpg')
 
-def _seed_for(seed, rel) -> int: return int(hashlib.md5(f'{seed}/{rel}'.encode()).hexdigest()[:8], 16)
+def _seed_for(seed, rel) -> int: return int(hashlib.md5(f'{seed}/'.encode() + os.fsencode(rel)).hexdigest()[:8], 16)
 
 def _crap_one(fn, src, dest, size, seed, q_range):
+    "Crappify one file; 0 if done before, 1 if done now, 2 if done at its own (smaller) size, or 'skipped: why'"
     out = crappified_name(fn, src, dest)
     if out.exists(): return 0
-    crappify(fn, out, size=size, q_range=q_range, seed=_seed_for(seed, Path(fn).relative_to(src)))
-    return 1
+    try: crappify(fn, out, size=size, q_range=q_range, seed=_seed_for(seed, Path(fn).relative_to(src)))
+    except BadImageError as e: return f'skipped: {e}'
+    with Image.open(out) as im: return 2 if min(im.size) < size else 1
 
 def crappify_folder(src, # folder of original images (searched recursively)
-                    dest, # folder for the degraded copies, same relative paths, as .jpg
-                    size:int=96, # short side of the low-res images, px
+                    dest, # folder for the degraded copies (outside `src`): same relative paths, `.jpg` added
+                    size:int=96, # short side of the low-res images, px (smaller originals keep their size)
                     q_range:tuple=(10, 70), # JPEG quality range
                     seed:int=42, # base seed; each file's seed is derived from it and the file's name
-                    files=None, # only these files (default: `image_files(src)`)
-                    n_workers:int=None, # processes (default: fastai's `defaults.cpus`)
+                    files=None, # only these files, all under `src` (default: `image_files(src)`)
+                    n_workers:int=None, # processes (default: fastai's `defaults.cpus` for over 50 files)
                    ) -> L:
-    "Crappify every image under `src` into `dest` in parallel with a progress bar, skipping files already done"
+    "Crappify every image under `src` into `dest` in parallel with a progress bar, skipping files already done; the copies' paths"
     src, dest = Path(src), Path(dest)
-    files = L(files) if files is not None else image_files(src)
-    todo = files.filter(lambda f: not crappified_name(f, src, dest).exists())
+    _check_crap_args(size, q_range)
+    if not src.is_dir(): raise FileNotFoundError(f'{show_name(src)} is not a folder: pass the folder of original images.')
+    if dest.resolve().is_relative_to(src.resolve()):
+        raise ValueError(f'dest {show_name(dest)} is inside the originals folder {show_name(src)}: the degraded copies would '
+                         f'be read as originals next time. Put them beside it, e.g. dest={show_name(src.resolve().parent/(src.resolve().name + "_lr"))}.')
+    files = L(files).map(Path) if files is not None else image_files(src)
+    out = files.map(crappified_name, src=src, dest=dest)  # also checks that every file is under src
+    todo = L(f for f, o in zip(files, out) if not o.exists())
     if todo:
-        say(f'crappifying {len(todo)} of {len(files)} images from {src} into {dest}', once=False)
-        parallel(_crap_one, todo, src=src, dest=dest, size=size, seed=seed, q_range=q_range,
-                 n_workers=ifnone(n_workers, defaults.cpus if len(todo) > 50 else 0), progress=len(todo) > 50)
-    return files.map(crappified_name, src=src, dest=dest)
+        say(f'crappifying {len(todo)} of {len(files)} images from {show_name(src)} into {show_name(dest)}', once=False)
+        res = pmap(functools.partial(_crap_one, src=src, dest=dest, size=size, seed=seed, q_range=q_range), todo,
+                   n_workers=ifnone(n_workers, defaults.cpus if len(todo) > 50 else 0), progress=len(todo) > 50)
+        if small := [f for f, r in zip(todo, res) if r == 2]:
+            say(f'{len(small)} originals are smaller than {size} px on their short side and keep their size (not enlarged): {_names(small)}', once=False)
+        if bad := [r[9:] for r in res if isinstance(r, str)]:
+            raise BadImageError(f'{len(bad)} of {len(todo)} files could not be read, and have no degraded copy (the others do): '
+                                f'{"; ".join(bad[:5])}')
+    return out
 
 # %% ../nbs/00_data.ipynb #47e43bcf
 def _weights(arch):

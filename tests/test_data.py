@@ -74,10 +74,10 @@ def test_crappify_folder_parallel_skip_and_deterministic(tmp_path):
     a = crappify_folder(src, tmp_path/'a', n_workers=2)
     b = crappify_folder(src, tmp_path/'b', n_workers=0)
     assert len(a) == 8 and all(f.exists() and f.suffix == '.jpg' for f in a)
-    assert (tmp_path/'a'/'sub'/'1.jpg').exists()
+    assert (tmp_path/'a'/'sub'/'1.png.jpg').exists()
     assert [f.read_bytes() for f in a] == [f.read_bytes() for f in b], 'per-file seeds make the result independent of workers'
     t = [f.stat().st_mtime_ns for f in a]
-    (tmp_path/'a'/'0.jpg').unlink()
+    (tmp_path/'a'/'0.png.jpg').unlink()
     crappify_folder(src, tmp_path/'a', n_workers=0)
     assert [f.stat().st_mtime_ns for f in a][1:] == t[1:] and a[0].exists(), 'only the missing file is redone'
     assert not list((tmp_path/'a').rglob('*.part')), 'no temporary files left behind'
@@ -151,8 +151,8 @@ def test_read_idx_rejects_bad_files(tmp_path):
     with gzip.open(tmp_path/'short.gz', 'wb') as f: f.write(bytes([0, 0, 8, 1]) + struct.pack('>I', 100) + b'\x01' * 10)
     with pytest.raises(ValueError, match='truncated'): read_idx(tmp_path/'short.gz')
 
-def test_fashion_missing_says_how_to_install(tmp_path):
-    with pytest.raises(FileNotFoundError, match='apt-get install dataset-fashion-mnist'): get_fashion_mnist(tmp_path, tmp_path/'o')
+def test_fashion_named_folder_without_the_files_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'lacks train-images-idx3-ubyte.gz.*zalandoresearch'): get_fashion_mnist(tmp_path, tmp_path/'o')
 
 @pytest.mark.skipif(not FASHION_SRC.exists(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_real_fashion_idx_shapes():
@@ -238,3 +238,256 @@ def test_pretrained_ok_uses_cached_weights(monkeypatch, tmp_path):
     assert pretrained_ok(resnet18) is True
     m = resnet18(); m.load_state_dict(torch.load(f, weights_only=True))
     assert torch.all(m.conv1.weight == 0.5)
+
+# issue 9: a first run on any machine, and bad input that never costs work
+import signal, subprocess, sys, textwrap, time
+
+def _photo(f, w=120, h=100, seed=0):
+    f.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(f)
+    return f
+
+def _log(caplog): return ' '.join(r.getMessage() for r in caplog.records)
+
+def test_mode_note_warns_in_full_mode_without_gpu(monkeypatch, caplog):
+    monkeypatch.setattr(D, 'has_gpu', lambda: False)
+    monkeypatch.setenv('IMGCOURSE_MODE', 'full')
+    with caplog.at_level(logging.INFO, logger='imgcourse'): assert mode_note() == 'full'
+    warn = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warn and 'hours on a CPU' in warn[0] and 'IMGCOURSE_MODE=cpu' in warn[0]
+    caplog.clear(); monkeypatch.setenv('IMGCOURSE_MODE', 'cpu')
+    with caplog.at_level(logging.INFO, logger='imgcourse'): mode_note()
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert 'cpu mode on a CPU' in _log(caplog) and 'full:' in _log(caplog) and 'quick:' in _log(caplog)
+
+def test_importing_is_quiet():
+    "fastai's `torch.jit.script` FutureWarning is filtered at its source, and nothing else is said on import"
+    r = subprocess.run([sys.executable, '-W', 'default', '-c', 'import imgcourse.data, warnings; warnings.warn("probe", FutureWarning)'],
+                       capture_output=True, text=True, timeout=120)
+    assert 'torch.jit.script' not in r.stderr and 'probe' in r.stderr, r.stderr  # other FutureWarnings still show
+
+# crappified names: one copy per original
+def test_crappified_names_are_unique_per_original(tmp_path):
+    src = tmp_path/'src'
+    a, b = _photo(src/'x.png', seed=1), _photo(src/'x.jpg', seed=2)
+    _photo(src/'x.png.jpg', seed=3)  # even an original named like another's copy
+    out = crappify_folder(src, tmp_path/'lr', n_workers=0)
+    assert len(set(out)) == 3 and all(o.exists() for o in out)
+    assert crappified_name(a, src, tmp_path/'lr') != crappified_name(b, src, tmp_path/'lr')
+    assert crappified_name(a, src, tmp_path/'lr').read_bytes() != crappified_name(b, src, tmp_path/'lr').read_bytes()
+    assert crappified_name(src/'sub'/'y.webp', src, '/d') == Path('/d/sub/y.webp.jpg')
+    with pytest.raises(ValueError, match='not under'): crappified_name(tmp_path/'other.png', src, tmp_path/'lr')
+
+@pytest.mark.parametrize('where', ['same', 'inside', 'nested', 'symlink'])
+def test_crappify_folder_never_writes_into_the_originals(tmp_path, where):
+    src = tmp_path/'src'; _photo(src/'a.jpg'); _photo(src/'sub'/'b.png')
+    before = {p: p.read_bytes() for p in src.rglob('*')if p.is_file()}
+    dest = {'same': src, 'inside': src/'lr', 'nested': src/'sub'/'lr', 'symlink': tmp_path/'link'}[where]
+    if where == 'symlink': dest.symlink_to(src/'sub', target_is_directory=True)
+    with pytest.raises(ValueError, match='inside the originals folder'): crappify_folder(src, dest, n_workers=0)
+    assert {p: p.read_bytes() for p in src.rglob('*') if p.is_file()} == before
+
+def test_non_utf8_file_names(tmp_path, caplog):
+    src = tmp_path/'src'
+    bad = src/os.fsdecode(b'caf\xe9-\xff.png')  # Latin-1 bytes: not valid UTF-8
+    _photo(bad); _photo(src/'ok.png', seed=1)
+    (src/os.fsdecode(b'junk\xfe.jpg')).write_text('not an image')
+    with caplog.at_level(logging.INFO, logger='imgcourse'): fs = image_files(src)
+    assert bad in fs and len(fs) == 2 and 'junk\\xfe.jpg' in _log(caplog)
+    for w in (0, 2):
+        out = crappify_folder(src, tmp_path/f'lr{w}', files=fs, n_workers=w)
+        assert all(o.exists() for o in out)
+    assert [o.read_bytes() for o in crappify_folder(src, tmp_path/'lr0', files=fs)] == [o.read_bytes() for o in out]
+    assert D._seed_for(42, 'ok.png') == int(__import__('hashlib').md5(b'42/ok.png').hexdigest()[:8], 16)  # seeds of valid names unchanged
+    with pytest.raises(BadImageError, match=r'junk\\xfe.jpg'): load_rgb(src/os.fsdecode(b'junk\xfe.jpg'))
+    from fastai.vision.all import DataBlock, ImageBlock, Resize
+    dls = DataBlock(blocks=(ImageBlock(cls=PILImageRGB), ImageBlock(cls=PILImageRGB)), get_x=lambda f: crappified_name(f, src, tmp_path/'lr0'),
+                    item_tfms=Resize(16)).dataloaders(fs, bs=2, num_workers=0, valid_pct=0.5)
+    assert dls.one_batch()[0].shape[1:] == (3, 16, 16)
+
+@pytest.mark.parametrize('n_workers', [0, 2])
+def test_decompression_bombs_are_named(tmp_path, monkeypatch, caplog, n_workers):
+    src = tmp_path/'src'; _photo(src/'small.png', 20, 20); _photo(src/'huge.png', 120, 100)
+    for i in range(3): _photo(src/f'more{i}.png', 20, 20, seed=i)
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 2000)  # 12,000 pixels is over twice the limit: Pillow refuses it
+    with caplog.at_level(logging.INFO, logger='imgcourse'): fs = image_files(src, n_workers=n_workers)
+    assert src/'huge.png' not in fs and len(fs) == 4
+    assert 'huge.png' in _log(caplog) and 'MAX_IMAGE_PIXELS' in _log(caplog)
+    assert 'MAX_IMAGE_PIXELS' in check_image(src/'huge.png')
+    with pytest.raises(BadImageError, match=r'huge.png.*MAX_IMAGE_PIXELS'): load_rgb(src/'huge.png')
+
+def test_concurrent_crappify_folder_runs_do_not_collide(tmp_path):
+    src = tmp_path/'src'
+    for i in range(24): _photo(src/f'{i}.png', 140, 120, seed=i)
+    dest = tmp_path/'lr'
+    (dest/'.0.png.jpg.part').mkdir(parents=True)  # a temporary name that another run holds: each run must use its own
+    code = textwrap.dedent(f'''
+        from imgcourse.data import crappify_folder
+        out = crappify_folder({str(src)!r}, {str(dest)!r}, n_workers=0)
+        assert all(o.exists() for o in out)''')
+    ps = [subprocess.Popen([sys.executable, '-c', code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errs = [p.communicate(timeout=180)[1] for p in ps]
+    assert [p.returncode for p in ps] == [0, 0], errs
+    assert len(list(dest.glob('*.jpg'))) == 24 and not [f for f in dest.glob('*.part') if f.is_file()]
+
+def test_exif_orientation_is_applied(tmp_path):
+    a = np.zeros((20, 40, 3), np.uint8); a[:, :20] = 255  # 40 wide, 20 tall: white on the left
+    ex = Image.Exif(); ex[0x0112] = 6  # "rotate 90° clockwise to view"
+    Image.fromarray(a).save(tmp_path/'r.jpg', exif=ex, quality=95)
+    im = load_rgb(tmp_path/'r.jpg')
+    assert im.size == (20, 40) and np.asarray(im)[:5].mean() > 200 and np.asarray(im)[-5:].mean() < 50  # white on top
+    crappify(tmp_path/'r.jpg', tmp_path/'c.jpg', size=10, seed=0)
+    assert Image.open(tmp_path/'c.jpg').size == (10, 20)
+
+def test_junk_cache_and_photos_variables(monkeypatch, tmp_path):
+    f = tmp_path/'a-file'; f.write_text('x')
+    monkeypatch.setenv('IMGCOURSE_CACHE', str(f))
+    with pytest.raises(NotADirectoryError, match=r'a-file.*IMGCOURSE_CACHE.*is a file, not a folder'): cache_dir()
+    monkeypatch.setenv('IMGCOURSE_CACHE', str(f/'sub'))
+    with pytest.raises(NotADirectoryError, match='IMGCOURSE_CACHE'): cache_dir()
+    monkeypatch.setenv('IMGCOURSE_PHOTOS', str(f))
+    with pytest.raises(FileNotFoundError, match='is a file, not a folder'): get_photos()
+    with pytest.raises(FileNotFoundError, match='is a file, not a folder'): image_files(f)
+
+def test_permission_errors_are_not_called_corrupt(tmp_path, monkeypatch):
+    f = _photo(tmp_path/'p.png')
+    real_open = Image.open
+    def _denied(fn, *a, **k):
+        if Path(fn) == f: raise PermissionError(13, 'Permission denied', str(fn))
+        return real_open(fn, *a, **k)
+    monkeypatch.setattr(Image, 'open', _denied)
+    r = check_image(f)
+    assert r.startswith('skipped') and 'Permission denied' in r and 'corrupt' not in r
+    with pytest.raises(BadImageError) as e: load_rgb(f)
+    assert 'p.png' in str(e.value) and 'Permission denied' in str(e.value) and 'corrupt' not in str(e.value)
+    with pytest.raises(BadImageError, match='No such file'): load_rgb(tmp_path/'missing.png')
+
+@pytest.mark.parametrize('kw,msg', [(dict(size=0), 'size=0'), (dict(size=-5), 'size=-5'), (dict(size=2.5), 'whole number'),
+                                    (dict(q_range=(70, 10)), 'low <= high'), (dict(q_range=(0, 50)), 'low <= high'),
+                                    (dict(q_range=(10,)), 'two JPEG qualities'), (dict(q_range=None), 'two JPEG qualities')])
+def test_crappify_rejects_bad_arguments(rgb_file, tmp_path, kw, msg):
+    with pytest.raises(ValueError, match=msg): crappify(rgb_file, tmp_path/'c.jpg', **kw)
+    with pytest.raises(ValueError, match=msg): crappify_folder(rgb_file.parent, tmp_path/'lr', **kw)
+    assert not (tmp_path/'c.jpg').exists() and not (tmp_path/'lr').exists()
+
+def test_small_originals_are_not_enlarged(tmp_path, caplog):
+    src = tmp_path/'src'; _photo(src/'tiny.png', 50, 40); _photo(src/'big.png', 200, 150)
+    with caplog.at_level(logging.INFO, logger='imgcourse'): out = crappify_folder(src, tmp_path/'lr', n_workers=0)
+    assert [Image.open(o).size for o in out] == [(128, 96), (50, 40)]
+    assert 'tiny.png' in _log(caplog) and 'keep their size' in _log(caplog)
+
+_KILL_SCRIPT = '''
+import os, sys, time
+import imgcourse.data as D
+real = D.crappify
+def slow(src, dest, **kw):
+    open(os.path.join({pids!r}, str(os.getpid())), 'w').close()
+    time.sleep(0.3)
+    return real(src, dest, **kw)
+D.crappify = slow
+D.crappify_folder({src!r}, {dest!r}, n_workers=2)
+'''
+
+def _alive(pid):
+    try: return open(f'/proc/{pid}/stat').read().split(')')[-1].split()[0] not in 'ZX'
+    except FileNotFoundError: return False
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_killed_crappify_folder_leaves_no_workers(tmp_path, sig):
+    src, pids = tmp_path/'src', tmp_path/'pids'; pids.mkdir()
+    for i in range(40): _photo(src/f'{i}.png', 60, 50, seed=i)
+    p = subprocess.Popen([sys.executable, '-c', _KILL_SCRIPT.format(pids=str(pids), src=str(src), dest=str(tmp_path/'lr'))],
+                         stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while len(list(pids.iterdir())) < 2 and time.time() - t0 < 60: time.sleep(0.1)
+    workers = [int(f.name) for f in pids.iterdir()]
+    assert len(workers) >= 2, 'the workers never started'
+    p.send_signal(sig); p.communicate(timeout=30)
+    t0 = time.time()
+    while any(_alive(w) for w in workers) and time.time() - t0 < 5: time.sleep(0.1)
+    assert not [w for w in workers if _alive(w)], f'pool workers outlived the run stopped with {sig.name}'
+    assert not [f for f in (tmp_path/'lr').rglob('*') if f.is_file() and not f.name.endswith('.jpg')], 'no half-written files'
+
+def test_dataloader_worker_errors_name_the_file_first(tmp_path):
+    import torch
+    f = _photo(tmp_path/'good.jpg'); bad = tmp_path/'cut.jpg'; bad.write_bytes(f.read_bytes()[:200])
+    dl = torch.utils.data.DataLoader([str(bad)], batch_size=1, num_workers=1, collate_fn=lambda b: [PILImageRGB.create(o) for o in b])
+    with pytest.raises(BadImageError) as e: next(iter(dl))
+    msg = str(e.value)
+    assert msg.startswith(str(bad)) and len(msg.splitlines()) == 1 and 'DataLoader worker' in msg
+    assert 'Traceback' in e.value.worker_traceback  # the worker's traceback is kept, out of the way
+
+# Fashion-MNIST from any machine
+def _fake_fashion(d, n=(30, 10), labels=None):
+    d.mkdir(parents=True, exist_ok=True); rng = np.random.default_rng(0)
+    for p, k in zip(('train', 't10k'), n):
+        _write_idx(d/f'{p}-images-idx3-ubyte.gz', rng.integers(0, 255, (k, 28, 28), dtype=np.uint8))
+        _write_idx(d/f'{p}-labels-idx1-ubyte.gz', (np.arange(k if labels is None else labels) % 10).astype(np.uint8))
+    return d
+
+@pytest.fixture
+def no_debian(monkeypatch, tmp_path):
+    "Fashion-MNIST as on a machine without Debian's package"
+    monkeypatch.setattr(D, 'FASHION_SRC', tmp_path/'no-debian-package')
+    monkeypatch.delenv('IMGCOURSE_FASHION', raising=False)
+    D._said.clear()
+
+def test_fashion_falls_back_to_the_shipped_sample(no_debian, caplog):
+    with caplog.at_level(logging.INFO, logger='imgcourse'): p = fashion_idx()
+    assert p == data_dir()/'fashion_sample'
+    w = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert w and 'shipped sample' in w[0] and 'apt-get install dataset-fashion-mnist' in w[0] and 'IMGCOURSE_FASHION' in w[0]
+    x, y = read_idx(p/'train-images-idx3-ubyte.gz'), read_idx(p/'train-labels-idx1-ubyte.gz')
+    assert x.shape == (10000, 28, 28) and np.bincount(y).tolist() == [1000] * 10
+    assert np.bincount(read_idx(p/'t10k-labels-idx1-ubyte.gz')).tolist() == [200] * 10
+    assert 'MIT' in (p/'LICENSE').read_text() and 'Zalando' in (p/'LICENSE').read_text()
+    assert fashion_idx(D.FASHION_SRC) == p, "the default folder (as the ResNet notebook passes it) falls back too"
+
+def test_fashion_source_order(no_debian, monkeypatch, tmp_path):
+    mine, deb = _fake_fashion(tmp_path/'mine'), _fake_fashion(tmp_path/'debian')
+    monkeypatch.setattr(D, 'FASHION_SRC', deb)
+    assert fashion_idx() == deb
+    monkeypatch.setenv('IMGCOURSE_FASHION', str(mine)); assert fashion_idx() == mine
+    monkeypatch.delenv('IMGCOURSE_FASHION'); assert fashion_idx(src=mine) == mine
+    with pytest.raises(FileNotFoundError, match=r'does not exist'): fashion_idx(tmp_path/'nope')
+    monkeypatch.setenv('IMGCOURSE_FASHION', str(mine/'train-images-idx3-ubyte.gz'))
+    with pytest.raises(FileNotFoundError, match=r'IMGCOURSE_FASHION.*is a file, not a folder'): fashion_idx()
+
+def test_fashion_download_is_checked(no_debian, monkeypatch, tmp_path):
+    served = _fake_fashion(tmp_path/'served')
+    md5 = {f: __import__('hashlib').md5((served/f).read_bytes()).hexdigest() for f in D.FASHION_FILES}
+    monkeypatch.setattr(D, 'FASHION_URL', served.as_uri() + '/')
+    monkeypatch.setattr(D, 'FASHION_FILES', md5)
+    assert fashion_idx(online=True) == data_dir()/'fashion_sample', 'IMGCOURSE_OFFLINE=1: no download'
+    monkeypatch.setenv('IMGCOURSE_OFFLINE', '0')
+    monkeypatch.setattr(D, 'FASHION_FILES', {**md5, 't10k-labels-idx1-ubyte.gz': '0' * 32})
+    assert fashion_idx(online=True) == data_dir()/'fashion_sample', 'a file with the wrong MD5 is not used'
+    assert not list((cache_dir()/'fashion_mnist_idx').glob('t10k-labels*'))
+    monkeypatch.setattr(D, 'FASHION_FILES', md5)
+    d = fashion_idx(online=True)
+    assert d == cache_dir()/'fashion_mnist_idx' and read_idx(d/'train-labels-idx1-ubyte.gz').shape == (30,)
+    assert not list(d.glob('.*.part'))
+
+def test_fashion_damaged_files_are_named(tmp_path):
+    src = _fake_fashion(tmp_path/'fm')
+    f = src/'train-images-idx3-ubyte.gz'
+    f.write_bytes(f.read_bytes()[:300])  # cut short
+    with pytest.raises(ValueError, match=r'train-images-idx3-ubyte.gz.*(gzip|truncated)'): get_fashion_mnist(src, tmp_path/'o')
+    f.write_bytes(b'this is not gzip at all')
+    with pytest.raises(ValueError, match=r'train-images-idx3-ubyte.gz.*not a readable gzip'): read_idx(f)
+    with pytest.raises(ValueError, match=r'train-images-idx3-ubyte.gz'): get_fashion_mnist(src, tmp_path/'o')
+    assert not (tmp_path/'o'/'.complete').exists()
+
+def test_fashion_counts_that_differ_raise(tmp_path):
+    src = _fake_fashion(tmp_path/'fm', labels=25)  # 30 images, 25 labels
+    with pytest.raises(ValueError, match=r'25 labels.*do not\s+belong together'): get_fashion_mnist(src, tmp_path/'o')
+    assert not (tmp_path/'o'/'.complete').exists()
+
+def test_fashion_conversion_is_complete_and_keyed(no_debian, tmp_path):
+    src = _fake_fashion(tmp_path/'fm', n=(20, 10))
+    out = get_fashion_mnist(src)
+    assert out == cache_dir()/'fashion_mnist_20_10' and (out/'.complete').read_text() == '20 10'
+    assert len(list((out/'training').rglob('*.png'))) == 20
+    (out/'training'/'3'/'3.png').unlink(); (out/'.complete').unlink()
+    assert get_fashion_mnist(src) == out and (out/'training'/'3'/'3.png').exists(), 'an interrupted conversion is finished'
