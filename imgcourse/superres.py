@@ -4,13 +4,13 @@
 
 # %% ../nbs/02_unet_superres.ipynb #5ea0cbb6
 from __future__ import annotations
-import math, logging, hashlib, time
+import math, logging, hashlib, time, json, random, argparse
 from functools import partial
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from torch import nn
-from PIL import Image
-from fastcore.all import L, ifnone, store_attr
+from PIL import Image, ImageOps
+from fastcore.all import L, ifnone, store_attr, IN_NOTEBOOK
 from fastai.vision.all import (DataBlock, ImageBlock, RandomSplitter, Resize, aug_transforms, Normalize, imagenet_stats,
                                unet_learner, resnet34, NormType, MSELossFlat, ConvLayer, PixelShuffle_ICNR, SigmoidRange,
                                Module, Callback, AvgSmoothLoss, to_detach, default_device, OptimWrapper,
@@ -21,8 +21,10 @@ from .metrics import *
 from .data import to_rgb  # the data layer's safe conversion, for images already in memory
 
 # %% auto #0
-__all__ = ['sr_files', 'crappy_dir', 'sr_dls', 'conv_block', 'TinyUnet', 'sr_learner', 'repeat_for', 'zero_last_conv',
-           'GlobalResidual', 'make_residual', 'upscale']
+__all__ = ['TRAIN_MIX', 'UPSCALER_CMD', 'sr_files', 'crappy_dir', 'sr_dls', 'conv_block', 'TinyUnet', 'sr_learner', 'repeat_for',
+           'zero_last_conv', 'GlobalResidual', 'make_residual', 'upscale_fn', 'upscale', 'SRBlock', 'SRNet',
+           'degrade_crop', 'UpscaleCrops', 'charbonnier', 'upscaler_dls', 'train_upscaler', 'save_upscaler',
+           'load_upscaler', 'upscale_cli']
 
 # %% ../nbs/02_unet_superres.ipynb #c28c237f
 def sr_files(path=None, # folder of images (default: `get_photos()`)
@@ -94,6 +96,7 @@ class TinyUnet(Module):
                  n_out:int=3, # output channels
                  nfs:tuple=(16, 32, 64, 128), # channels at each resolution, full size first
                  y_range:tuple|None=None, # squash the output into this range with a sigmoid
+                 skips:bool=True, # False: the decoder gets zeros where the skips were (same layers, same parameters)
                 ):
         self.downs = nn.ModuleList([conv_block(n_in, nfs[0])] +
                                    [nn.Sequential(nn.MaxPool2d(2), conv_block(a, b)) for a, b in zip(nfs[:-1], nfs[1:])])
@@ -101,6 +104,7 @@ class TinyUnet(Module):
         self.merges = nn.ModuleList([conv_block(2*a, a) for a in nfs[:-1]][::-1])
         self.head = nn.Conv2d(nfs[0], n_out, 1)
         self.range = SigmoidRange(*y_range) if y_range else nn.Identity()
+        self.skips = skips
 
     def forward(self, x):
         skips = []
@@ -109,6 +113,7 @@ class TinyUnet(Module):
         self.skip_shapes = [tuple(s.shape) for s in skips]
         for up, merge in zip(self.ups, self.merges):
             s = skips.pop()
+            if not self.skips: s = torch.zeros_like(s)
             x = up(x)
             if x.shape[-2:] != s.shape[-2:]: x = F.interpolate(x, s.shape[-2:], mode='nearest')  # odd sizes
             x = merge(torch.cat([s, x], dim=1))          # the skip: concatenate, then convolve
@@ -187,49 +192,199 @@ _ALPHA = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
 _GREY = ('1', 'L', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
 
 def _as_rgb(img):
-    "`img` (a path or a PIL image of any mode) as 8-bit RGB, with its original mode and its alpha channel (or None)"
+    "`img` (a path or a PIL image of any mode) as upright 8-bit RGB, with its original mode and its alpha channel (or None)"
     if isinstance(img, (str, Path)):
-        rgb = load_rgb(img)  # names the file if it is not a readable image
-        with Image.open(img) as im:
-            mode = im.mode
-            has_alpha = mode in _ALPHA or (mode == 'P' and 'transparency' in im.info)
-            alpha = im.convert('RGBA').getchannel('A') if has_alpha else None
-        return rgb, mode, alpha
-    if not isinstance(img, Image.Image): raise TypeError(f'upscale takes a PIL image or a path, not {type(img).__name__}')
+        rgb = load_rgb(img)  # upright as its EXIF says; names the file if it is not a readable image
+        with Image.open(img) as im: img = ImageOps.exif_transpose(im); img.load()
+    elif not isinstance(img, Image.Image): raise TypeError(f'upscale takes a PIL image or a path, not {type(img).__name__}')
+    else: img = ImageOps.exif_transpose(img); rgb = to_rgb(img)
     has_alpha = img.mode in _ALPHA or (img.mode == 'P' and 'transparency' in img.info)
-    return to_rgb(img), img.mode, (img.convert('RGBA').getchannel('A') if has_alpha else None)
+    return rgb, img.mode, (img.convert('RGBA').getchannel('A') if has_alpha else None)
 
-def upscale(learn, # a trained super-resolution `Learner` (or its model)
+# %% ../nbs/02_unet_superres.ipynb #2fdef5f9
+def _run(model, x, stats, multiple):
+    "The model on one tile `x` in [0, 1], normalised with `stats`, padded to `multiple`; the output in [0, 1]"
+    H, W = x.shape[-2:]
+    if stats is not None:
+        m, s = (torch.tensor(v, device=x.device).view(1, -1, 1, 1) for v in stats); x = (x - m)/s
+    ph, pw = (-H) % multiple, (-W) % multiple
+    if ph or pw: x = F.pad(x, (0, pw, 0, ph), mode='reflect' if ph < H and pw < W else 'replicate')
+    y = model(x)
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        raise ValueError(f'upscale needs an image-to-image model: given an image of shape {tuple(x.shape)} it returned '
+                         f'{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}. A classifier or a GAN critic '
+                         '(a GANLearner left in critic mode: `learn.switch(gen_mode=True)`) cannot upscale.')
+    return denorm(y[..., :H, :W].float(), stats)
+
+# %% ../nbs/02_unet_superres.ipynb #36391522
+def upscale_fn(learn, # a super-resolution `Learner` or model (`SRNet`, a U-Net from `sr_learner`...)
+               stats='auto', # input normalisation; 'auto': the model's `stats` attribute, else ImageNet's
+               multiple:int|None=None, # pad to a multiple of this; None: the model's `multiple` attribute, else 32
+               tile:int=512, # tiles of at most this many px a side...
+               overlap:int=48, # ...overlapping by this much (rounded up to a multiple of 8)
+              ):
+    "A function from a bicubic-upsampled batch `(1, 3, h, w)` in [0, 1] to the model's output in [0, 1], tiled"
+    model = getattr(learn, 'model', learn)
+    stats = getattr(model, 'stats', imagenet_stats) if isinstance(stats, str) and stats == 'auto' else stats
+    multiple = multiple if multiple is not None else getattr(model, 'multiple', 32)
+    if multiple <= 0: raise ValueError(f'multiple must be a positive number of pixels, not {multiple}')
+    overlap = -(-overlap//8)*8
+    if tile <= 2*overlap: raise ValueError(f'tile ({tile}) must be more than twice the overlap ({overlap})')
+    step = (tile - 2*overlap)//8*8
+    def f(x):
+        dev = getattr(next(model.parameters(), None), 'device', torch.device('cpu'))
+        was = model.training; model.eval()
+        try:
+            with torch.no_grad(): return _tiled(lambda t: _run(model, t.to(dev), stats, multiple).cpu(), x, tile, step, overlap)
+        finally: model.train(was)
+    return f
+
+# %% ../nbs/02_unet_superres.ipynb #57e070cc
+def _tiled(run, x, tile, step, overlap):
+    "`run` over `x` (1, 3, H, W) in overlapping tiles, keeping each tile's centre"
+    H, W = x.shape[-2:]
+    if H <= tile and W <= tile: return run(x)
+    out = torch.empty_like(x)
+    for y0 in range(0, H, step):
+        for x0 in range(0, W, step):
+            ya, xa, yb, xb = max(0, y0 - overlap), max(0, x0 - overlap), min(H, y0 + step + overlap), min(W, x0 + step + overlap)
+            y1, x1 = min(H, y0 + step), min(W, x0 + step)
+            out[..., y0:y1, x0:x1] = run(x[..., ya:yb, xa:xb])[..., y0-ya:y1-ya, x0-xa:x1-xa]
+    return out
+
+# %% ../nbs/02_unet_superres.ipynb #c764e373
+def upscale(learn, # a trained super-resolution `Learner` or model (e.g. `load_upscaler()`)
             img, # a PIL image or a path; any mode (L, RGB, RGBA, 16-bit, palette)
             scale:float=2., # output size = input size x `scale` (ignored if `size` is given)
             size:tuple|None=None, # output size (w, h)
             keep_mode:bool=True, # grey in, grey out; alpha in, alpha (bicubic-upscaled) out; else always RGB
-            stats=imagenet_stats, # the normalisation the model was trained with
-            multiple:int=32, # pad to a multiple of this (the encoder's stride), reflecting the edges
+            **kwargs, # `upscale_fn`'s: stats, multiple, tile, overlap
            ) -> Image.Image:
-    "Upsample `img` bicubically to the output size, then let the model restore the detail; a PIL image back"
+    "Upsample `img` bicubically to the output size, then let the model restore the detail, tile by tile; a PIL image back"
+    if size is None and not scale > 0: raise ValueError(f'scale must be a positive number, not {scale}')
     rgb, mode, alpha = _as_rgb(img)
-    w, h = rgb.size
-    size = tuple(size) if size is not None else (max(1, round(w*scale)), max(1, round(h*scale)))
-    model = getattr(learn, 'model', learn)
-    dev = getattr(next(model.parameters(), None), 'device', torch.device('cpu'))  # a model may have no weights
-    x = torch.from_numpy(np.asarray(rgb.resize(size, Image.BICUBIC), dtype=np.float32)/255.).permute(2, 0, 1)[None]
-    m, s = (torch.tensor(v).view(1, -1, 1, 1) for v in stats)
-    x = (x - m)/s
-    W, H = size
-    ph, pw = (-H) % multiple, (-W) % multiple
-    if ph or pw: x = F.pad(x, (0, pw, 0, ph), mode='reflect' if ph < H and pw < W else 'replicate')
-    was_training = model.training
-    model.eval()
-    try:
-        bf16 = getattr(learn, 'precision', 'fp32') == 'bf16' and dev.type == 'cuda'
-        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            y = model(x.to(dev))
-    finally: model.train(was_training)
-    y = denorm(y[..., :H, :W].cpu(), stats)[0]
-    out = Image.fromarray((y.permute(1, 2, 0).numpy()*255 + 0.5).astype(np.uint8), 'RGB')
+    size = tuple(size) if size is not None else (max(1, round(rgb.width*scale)), max(1, round(rgb.height*scale)))
+    if len(size) != 2 or min(size) < 1: raise ValueError(f'size must be (width, height) in positive pixels, not {size}')
+    out = t2im(upscale_fn(learn, **kwargs)(im2t(rgb.resize(size, Image.BICUBIC))[None]))
     if not keep_mode: return out
-    if alpha is not None:
-        out = out.convert('RGBA'); out.putalpha(alpha.resize(size, Image.BICUBIC))
+    if alpha is not None: out = out.convert('RGBA'); out.putalpha(alpha.resize(size, Image.BICUBIC))
     elif mode in _GREY: out = out.convert('L')
     return out
+
+# %% ../nbs/02_unet_superres.ipynb #40a0b7cc
+class SRBlock(Module):
+    "conv-ReLU-conv plus the input (EDSR style: no BatchNorm); the second conv starts small, so the block starts near the identity"
+    def __init__(self, nf:int):
+        self.c1, self.c2 = nn.Conv2d(nf, nf, 3, padding=1), nn.Conv2d(nf, nf, 3, padding=1)
+        for c in (self.c1, self.c2): nn.init.kaiming_normal_(c.weight, nonlinearity='relu'); nn.init.zeros_(c.bias)
+        self.c2.weight.data.mul_(0.1)
+    def forward(self, x): return x + self.c2(F.relu(self.c1(x)))
+
+# %% ../nbs/02_unet_superres.ipynb #b783d13b
+class SRNet(Module):
+    "Bicubic-upsampled image in [0, 1] -> the same image plus a learned correction (zero at initialisation)"
+    stats, multiple = None, 1  # for `upscale`: inputs in [0, 1], any size
+    def __init__(self, nf:int=48, # channels
+                 nb:int=8, # residual blocks
+                 down:int=2, # work at 1/down resolution (pixel unshuffle)
+                ):
+        self.down, c = down, 3*down*down
+        self.head, self.tail = nn.Conv2d(c, nf, 3, padding=1), nn.Conv2d(nf, c, 3, padding=1)
+        self.body = nn.Sequential(*[SRBlock(nf) for _ in range(nb)])
+        nn.init.zeros_(self.tail.weight); nn.init.zeros_(self.tail.bias)
+    def forward(self, x):
+        h, w = x.shape[-2:]; d = self.down
+        xp = F.pad(x, (0, (-w) % d, 0, (-h) % d), mode='replicate')
+        f = self.head(F.pixel_unshuffle(xp - 0.5, d))
+        return (xp + F.pixel_shuffle(self.tail(f + self.body(f)), d))[..., :h, :w]
+
+# %% ../nbs/02_unet_superres.ipynb #4f1a7f3e
+TRAIN_MIX = {'x2': 0.3, 'x3': 0.15, 'x4': 0.25, 'lesson': 0.3}  # how often each degradation is drawn for training
+
+def degrade_crop(crop:Image.Image, kind:str, rng) -> Image.Image:
+    "Degrade a training crop; 'lesson' on a crop shrinks it by a random factor in [2, 6] (a crop is smaller than a photo)"
+    if kind == 'lesson': return lesson_round_trip(crop, rng.randint(10, 70), factor=rng.uniform(2, 6))
+    return bicubic_round_trip(crop, int(kind[1:]))
+
+# %% ../nbs/02_unet_superres.ipynb #88c523e1
+_FLIPS = [Image.FLIP_LEFT_RIGHT, Image.FLIP_TOP_BOTTOM, Image.ROTATE_90, Image.ROTATE_180, Image.ROTATE_270, Image.TRANSPOSE, Image.TRANSVERSE]
+
+class UpscaleCrops(torch.utils.data.Dataset):
+    "`n` random `size` px crops of `files`, rescaled, flipped and degraded: items `(bicubic input, target)` in [0, 1]"
+    def __init__(self, files, n:int, size:int=96, mix:dict=TRAIN_MIX, fixed:bool=False, seed:int=0):
+        self.ims = [load_rgb(f) for f in files]
+        self.n, self.size, self.fixed, self.seed, self.mix = n, size, fixed, seed, mix
+    def __len__(self): return self.n
+    def __getitem__(self, i):
+        rng = random.Random(self.seed*100003 + i) if self.fixed else random
+        im, s = rng.choice(self.ims), self.size
+        c = min(s if rng.random() < 0.5 else round(s/rng.uniform(0.5, 1)), *im.size)
+        x0, y0 = rng.randint(0, im.width - c), rng.randint(0, im.height - c)
+        crop = im.crop((x0, y0, x0 + c, y0 + c)).resize((s, s), Image.LANCZOS)
+        if (t := rng.randrange(8)): crop = crop.transpose(_FLIPS[t - 1])
+        kind = rng.choices(list(self.mix), list(self.mix.values()))[0]
+        return im2t(degrade_crop(crop, kind, rng)), im2t(crop)
+
+# %% ../nbs/02_unet_superres.ipynb #774d79d8
+def charbonnier(pred, targ, eps:float=1e-3):
+    "A smooth L1 loss, sqrt(d^2 + eps^2): L1 keeps edges sharper than MSE (as in EDSR), and is smooth at 0"
+    return torch.sqrt((pred - targ).pow(2) + eps*eps).mean()
+
+def upscaler_dls(files, bs:int=16, steps:int=100, size:int=96, n_valid:int=64, mix:dict=TRAIN_MIX) -> DataLoaders:
+    "DataLoaders of random degraded crops of `files`: `steps` batches an epoch; a fixed validation set of crops (training photos)"
+    from fastai.data.load import DataLoader
+    trn, val = UpscaleCrops(files, bs*steps, size, mix), UpscaleCrops(files, n_valid, size, mix, fixed=True, seed=1)
+    return DataLoaders(DataLoader(trn, bs=bs, drop_last=True, num_workers=0), DataLoader(val, bs=bs, num_workers=0))
+
+# %% ../nbs/02_unet_superres.ipynb #6ff1ad6d
+def train_upscaler(files=None, # training photos (default: the training half of `sr_split()`)
+                   epochs:int=30, steps:int=100, bs:int=16, size:int=96, lr:float=2e-3,
+                   nf:int=48, nb:int=8, down:int=2, # `SRNet`'s shape
+                   seed:int=0,
+                  ) -> Learner:
+    "The recipe that made the shipped upscaler: an `SRNet` trained with Adam, one-cycle and `charbonnier` on `upscaler_dls`"
+    random.seed(seed); torch.manual_seed(seed)
+    dls = upscaler_dls(files if files is not None else sr_split()[0], bs=bs, steps=steps, size=size)
+    learn = Learner(dls, SRNet(nf, nb, down), loss_func=charbonnier, metrics=[partial(psnr, stats=None)])
+    learn.arch = dict(nf=nf, nb=nb, down=down)
+    with learn.no_bar(): learn.fit_one_cycle(epochs, lr)
+    return learn
+
+# %% ../nbs/02_unet_superres.ipynb #24d8dc4f
+UPSCALER_CMD = 'python scripts/train_upscaler.py'
+
+def save_upscaler(model:SRNet, fn, **meta):
+    "Save `model`'s weights to `fn` (atomically) and its shape plus `meta` to `fn` with a .json suffix"
+    fn = Path(fn); fn.parent.mkdir(parents=True, exist_ok=True)
+    tmp = fn.with_name(fn.name + '.part')  # written aside, then renamed: never a half-written file
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp); tmp.replace(fn)
+    arch = dict(nf=model.head.out_channels, nb=len(model.body), down=model.down)
+    fn.with_suffix('.json').write_text(json.dumps(dict(arch=arch, params=n_params(model)) | meta, indent=1))
+
+# %% ../nbs/02_unet_superres.ipynb #d0794b6f
+def load_upscaler(fn=None, # default: `data_dir()/'weights'/'upscaler.pth'`, the shipped weights
+                 ) -> SRNet:
+    "The trained `SRNet` saved at `fn` (its shape from the .json beside it), in eval mode: ready for `upscale`"
+    fn = Path(fn or data_dir()/'weights'/'upscaler.pth')
+    if not fn.is_file(): raise FileNotFoundError(f'{fn}: no upscaler weights there. Make them with `{UPSCALER_CMD}`.')
+    meta = fn.with_suffix('.json')
+    try:
+        arch = json.loads(meta.read_text())['arch'] if meta.is_file() else {}
+        m = SRNet(**arch)
+        m.load_state_dict({k: v.float() for k, v in torch.load(fn, map_location='cpu', weights_only=True).items()})
+    except Exception as e:
+        raise ValueError(f'{fn} (or {meta.name}) is not a valid upscaler ({type(e).__name__}: {e}). '
+                         f'Restore it from git, or remake it with `{UPSCALER_CMD}`.') from None
+    return m.eval()
+
+# %% ../nbs/02_unet_superres.ipynb #17d64c16
+def upscale_cli(args=None):
+    "Command line: `python -m imgcourse.superres in.jpg out.png [--scale 2] [--weights data/weights/upscaler.pth]`"
+    p = argparse.ArgumentParser(prog='python -m imgcourse.superres', description='Upscale a photo with the trained upscaler.')
+    p.add_argument('src'); p.add_argument('dest'); p.add_argument('--scale', type=float, default=2.)
+    p.add_argument('--weights', default=None, help='default: the shipped data/weights/upscaler.pth')
+    a = p.parse_args(args)
+    upscale(load_upscaler(a.weights), a.src, scale=a.scale).save(a.dest)
+    return a.dest
+
+if __name__ == '__main__' and not IN_NOTEBOOK: upscale_cli()

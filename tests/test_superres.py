@@ -173,3 +173,63 @@ def test_speed_up_trains(photos):
     assert isinstance(learn.opt, OptimWrapper)
     assert all(l.device.type == 'cpu' and math.isfinite(float(l)) for l in learn.recorder.losses)
     assert all(math.isfinite(v) for v in learn.recorder.values[-1])
+
+# the shipped upscaler, tiling, bad input
+def test_srnet_identity_at_init_and_sizes():
+    m = SRNet(nf=8, nb=2)
+    for shape in [(1, 3, 33, 47), (2, 3, 16, 16)]:
+        x = torch.rand(shape); assert torch.equal(m(x), x)
+
+def test_tiled_equals_untiled():
+    torch.manual_seed(0)
+    m = SRNet(nf=8, nb=3)
+    nn.init.normal_(m.tail.weight, std=0.05)                       # a model that does something
+    x = torch.rand(1, 3, 150, 230)
+    whole = upscale_fn(m, tile=512)(x)
+    tiled = upscale_fn(m, tile=112, overlap=24)(x)
+    assert not torch.equal(whole, x)
+    assert (whole - tiled).abs().max() < 1e-4
+
+def test_upscale_bad_args_and_models():
+    m = SRNet(nf=8, nb=1)
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8))
+    for s in (0, -1., float('nan')):
+        with pytest.raises(ValueError, match='scale'): upscale(m, img, scale=s)
+    with pytest.raises(ValueError, match='size'): upscale(m, img, size=(0, 10))
+    with pytest.raises(ValueError, match='multiple'): upscale(m, img, multiple=0)
+    clf = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1))
+    with pytest.raises(ValueError, match='image-to-image'): upscale(clf, img)
+    assert upscale(m, img, scale=2.5).size == (75, 50)
+
+def test_upscale_exif(tmp_path):
+    "A photo stored sideways with an EXIF orientation tag comes out upright"
+    a = np.zeros((20, 40, 3), np.uint8); a[:, :20] = 255           # 40 wide, 20 high, left half white
+    im = Image.fromarray(a); ex = im.getexif(); ex[0x0112] = 6       # orientation 6: rotate 90 degrees clockwise to view
+    im.save(tmp_path/'r.jpg', exif=ex, quality=95)
+    out = upscale(SRNet(nf=8, nb=1), tmp_path/'r.jpg', scale=2)
+    assert out.size == (40, 80)                                      # upright: 20 wide, 40 high, times 2
+    out2 = upscale(SRNet(nf=8, nb=1), Image.open(tmp_path/'r.jpg'), scale=2)
+    assert out2.size == (40, 80)
+
+def test_load_upscaler_shipped_and_errors(tmp_path):
+    m = load_upscaler()
+    assert isinstance(m, SRNet) and not m.training
+    with pytest.raises(FileNotFoundError, match='train_upscaler.py'): load_upscaler(tmp_path/'none.pth')
+    (tmp_path/'bad.pth').write_bytes(b'not weights')
+    with pytest.raises(ValueError, match='bad.pth'): load_upscaler(tmp_path/'bad.pth')
+    save_upscaler(SRNet(nf=8, nb=2), tmp_path/'s.pth', steps=0)
+    m2 = load_upscaler(tmp_path/'s.pth')
+    assert m2.head.out_channels == 8 and len(m2.body) == 2
+
+def test_cli_and_train_script(tmp_path):
+    import runpy, sys
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)); img.save(tmp_path/'in.png')
+    upscale_cli([str(tmp_path/'in.png'), str(tmp_path/'out.png'), '--scale', '2'])
+    assert Image.open(tmp_path/'out.png').size == (60, 40)
+    sys.path.insert(0, str(Path(__file__).parents[1]/'scripts'))
+    import train_upscaler as tu
+    out = tu.main(['--epochs', '1', '--steps', '2', '--bs', '2', '--size', '48', '--nf', '8', '--nb', '1', '--threads', '1',
+                   '--no-eval', '--out', str(tmp_path/'u.pth')])
+    meta = __import__('json').loads((tmp_path/'u.json').read_text())
+    assert meta['steps'] == 2 and meta['arch'] == dict(nf=8, nb=1, down=2) and 'wall_s' in meta
+    assert isinstance(load_upscaler(out), SRNet)

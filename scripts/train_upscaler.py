@@ -1,0 +1,42 @@
+"""Train the course's upscaler (`imgcourse.superres.SRNet`) on the training half of data/sr_photos and write
+data/weights/upscaler.pth plus upscaler.json (shape, data, steps, wall time, arguments, held-out table).
+
+    python scripts/train_upscaler.py                      # the shipped model's recipe (see data/weights/upscaler.json)
+    python scripts/train_upscaler.py --epochs 2 --steps 5 --out /tmp/up.pth   # a smoke run
+
+The recipe itself is `imgcourse.superres.train_upscaler`, the one notebook 02 runs.
+"""
+import argparse, json, os, platform, time
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+import torch
+from imgcourse.data import data_dir
+from imgcourse.metrics import sr_split, heldout_eval
+from imgcourse.superres import train_upscaler, save_upscaler, upscale_fn, TRAIN_MIX
+
+def main(args=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--photos', default=None, help='folder with split.json (default: data/sr_photos)')
+    p.add_argument('--out', default=str(data_dir()/'weights'/'upscaler.pth'))
+    p.add_argument('--nf', type=int, default=48); p.add_argument('--nb', type=int, default=8); p.add_argument('--down', type=int, default=2)
+    p.add_argument('--epochs', type=int, default=30); p.add_argument('--steps', type=int, default=100, help='batches per epoch')
+    p.add_argument('--bs', type=int, default=16); p.add_argument('--size', type=int, default=96)
+    p.add_argument('--lr', type=float, default=2e-3); p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--threads', type=int, default=2); p.add_argument('--no-eval', action='store_true', help='skip the held-out table')
+    a = p.parse_args(args)
+    torch.set_num_threads(a.threads)
+    train, held = sr_split(a.photos)
+    t0 = time.time()
+    learn = train_upscaler(train, epochs=a.epochs, steps=a.steps, bs=a.bs, size=a.size, lr=a.lr, nf=a.nf, nb=a.nb, down=a.down, seed=a.seed)
+    wall = round(time.time() - t0, 1)
+    meta = dict(command='python scripts/train_upscaler.py ' + ' '.join(args if args is not None else __import__('sys').argv[1:]),
+                steps=a.epochs*a.steps, wall_s=wall, args=vars(a), mix=TRAIN_MIX, train_sources=[f.stem for f in train],
+                heldout_sources=[f.stem for f in held], torch=torch.__version__, threads=a.threads, machine=platform.machine())
+    if not a.no_eval:
+        t = heldout_eval(upscale_fn(learn.model), held)
+        meta['heldout'] = t[['bic_psnr_y', 'psnr_y', 'd_psnr_y', 'bic_ssim', 'ssim', 'shift']].round(3).to_dict('index')
+        print(t.round(3).to_string())
+    save_upscaler(learn.model, a.out, **meta)
+    print(json.dumps({k: meta[k] for k in ('steps', 'wall_s')}), a.out)
+    return a.out
+
+if __name__ == '__main__': main()
