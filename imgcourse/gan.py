@@ -22,8 +22,8 @@ from .metrics import psnr, ssim, denorm, lpips_metric, sr_scores, LOWER_IS_BETTE
 from .losses import FeatDist
 
 # %% auto #0
-__all__ = ['CRIT_VOCAB', 'save_generated', 'crit_dls', 'crit_learner', 'ValidateInEval', 'gan_learner', 'GenSnapshots',
-           'best_snapshot', 'load_snapshot', 'load_best']
+__all__ = ['CRIT_VOCAB', 'save_generated', 'crit_dls', 'crit_learner', 'ValidateInEval', 'gan_learner', 'critic_accuracy',
+           'GenSnapshots', 'best_snapshot', 'load_snapshot', 'load_best']
 
 # %% ../nbs/04_gan_superres.ipynb #cef20287
 def save_generated(learn, # the trained generator: a super-resolution `Learner` (or its model), ImageNet-normalised in and out
@@ -150,6 +150,24 @@ def _generator(m):
     m = getattr(m, 'model', m)
     return getattr(m, 'generator', m)
 
+def critic_accuracy(crit:nn.Module, # the critic: one logit per patch, > 0 means "original"
+                    gen:nn.Module, # the generator
+                    batches:list, # (input, target) pairs, ImageNet-normalised
+                   ) -> float:
+    "Fraction of patches the critic gets right: targets called original, generator outputs called generated"
+    dev = next(crit.parameters()).device
+    was = crit.training, gen.training
+    crit.eval(); gen.eval()
+    right = n = 0
+    try:
+        with torch.no_grad():
+            for x, y in batches:
+                x, y = x.to(dev), y.to(dev)
+                real, fake = crit(y).float(), crit(gen(x)).float()
+                right += (real > 0).sum().item() + (fake <= 0).sum().item(); n += real.numel() + fake.numel()
+    finally: crit.train(was[0]); gen.train(was[1])
+    return right / max(n, 1)
+
 class GenSnapshots(Callback):
     "After every epoch: save the generator's weights (a state dict, `{fname}_{n}.pth`) and score it on the same held-out images"
     order = 70  # after the Recorder has logged the epoch
@@ -194,8 +212,11 @@ class GenSnapshots(Callback):
         g, n = _generator(self.learn), len(self.rows)
         self.folder.mkdir(parents=True, exist_ok=True)
         f = self.folder/f'{self.fname}_{n}.pth'
-        torch.save(g.state_dict(), f)
+        tmp = f.with_name(f.name + '.tmp')
+        torch.save(g.state_dict(), tmp); os.replace(tmp, f)  # atomic: a killed run never leaves half a file under `f`
         r, shown = self.score(g)
+        crit = getattr(getattr(self.learn, 'model', None), 'critic', None)
+        if crit is not None: r['critic acc'] = critic_accuracy(crit, g, self.batches)
         self.rows.append({'epoch': n, 'size': int(self.learn.xb[0].shape[-1]), **r, 'file': f})
         self.samples.append(shown)
         if self.keep_best: self._prune()
@@ -250,14 +271,19 @@ def best_snapshot(snaps, # a `GenSnapshots` after training, or its `table`
     if metric not in LOWER_IS_BETTER or metric not in t.columns:
         raise KeyError(f'{metric!r} is not a score of these snapshots; choose one of {[c for c in LOWER_IS_BETTER if c in t.columns]}')
     t = t[t['file'].notna()]
+    if len(t) == 0: raise FileNotFoundError('every snapshot file was pruned (see `keep_best`): nothing left to load.')
     return t.loc[t[metric].idxmin() if LOWER_IS_BETTER[metric] else t[metric].idxmax()]
 
 def load_snapshot(model, # a generator, or a `Learner`/`GANLearner` that holds it
                   file, # a state dict saved by `GenSnapshots` (or `torch.save(model.state_dict())`)
                  ):
     "Load the weights in `file` into the generator of `model` (`torch.load(weights_only=True)`: tensors only)"
-    g = _generator(model)
-    g.load_state_dict(torch.load(file, map_location=next(g.parameters()).device, weights_only=True))
+    g, file = _generator(model), Path(file)
+    if not file.is_file(): raise FileNotFoundError(f'no snapshot file {file}')
+    try: sd = torch.load(file, map_location=next(g.parameters()).device, weights_only=True)
+    except Exception as e:
+        raise RuntimeError(f'snapshot {file} is corrupt or truncated ({type(e).__name__}: {e}); delete it and pick another') from e
+    g.load_state_dict(sd)
     return model
 
 def load_best(model, # a generator, or a `Learner`/`GANLearner` that holds it

@@ -11,13 +11,13 @@ from torch import Tensor
 from torchvision.models import vgg16_bn, alexnet
 from fastai.vision.all import *
 from fastai.callback.hook import hook_outputs
-from .data import is_quick, by_mode, say, tv_model, pretrained_ok, get_photos, image_files, load_rgb, PILImageRGB
+from .data import is_quick, by_mode, mode_note, say, tv_model, pretrained_ok, get_photos, image_files, load_rgb, PILImageRGB
 from .metrics import lpips_metric
 
 # %% auto #0
 __all__ = ['gram_matrix', 'pool_relus', 'frozen', 'vgg_features', 'get_layer', 'n_hooks', 'FeatureHooks', 'FeatureLoss',
-           'lesson_feature_loss', 'FeatDist', 'StyleLoss', 'lesson_style_loss', 'stylise', 'TransformerNet',
-           'content_dls']
+           'lesson_feature_loss', 'FeatDist', 'StyleLoss', 'lesson_style_loss', 'stylise', 'patch_match_loss',
+           'PatchStyleLoss', 'TransformerNet', 'content_dls']
 
 # %% ../nbs/03_perceptual_loss.ipynb #5371d946
 def gram_matrix(x:Tensor, # activations, shape (n, c, h, w)
@@ -166,17 +166,14 @@ class FeatureLoss(_HookedLoss):
         return self._reduce(parts, reduction)
 
 # %% ../nbs/03_perceptual_loss.ipynb #8321fbe3
-def lesson_feature_loss(quick:bool=None, # True: VGG's first 2 blocks, layers [5, 12] (fast on CPU); default: `is_quick()`
-                        pretrained:bool=True, # ImageNet weights when they can be had
+def lesson_feature_loss(pretrained:bool=True, # ImageNet weights when they can be had
                         **kwargs) -> FeatureLoss:
-    "`FeatureLoss` with the lesson's VGG16-bn layers 22/32/42 and weights 5/15/2, or its small quick-mode cousin"
-    quick = is_quick() if quick is None else quick
-    if quick: return FeatureLoss(vgg_features(pretrained, n_blocks=2), layer_ids=[5, 12], layer_wgts=[5, 15], **kwargs)
+    "`FeatureLoss` with the lesson's VGG16-bn layers 22/32/42 and weights 5/15/2"
     return FeatureLoss(vgg_features(pretrained, n_blocks=5), **kwargs)
 
 # %% ../nbs/03_perceptual_loss.ipynb #68203d74
 class FeatDist:
-    "LPIPS-style perceptual distance without learned weights: unit-normalised channels of `layers` of a frozen CNN, squared differences averaged over positions and layers"
+    "LPIPS-style perceptual distance without learned weights: unit-normalised channels of `layers` of a frozen CNN, squared differences averaged over positions and summed over layers (as LPIPS)"
     def __init__(self, m:nn.Module=None, # frozen feature network (default: AlexNet's features, as LPIPS)
                  layers:list=None, # layers to compare (default: AlexNet's five ReLUs [1, 4, 7, 9, 11])
                  pretrained:bool=True, # ImageNet weights for the default AlexNet, when they can be had
@@ -202,7 +199,7 @@ class FeatDist:
         with torch.no_grad():
             fa, fb = self.feats(a), self.feats(b)
             unit = lambda f: f / (f.norm(dim=1, keepdim=True) + 1e-10)
-            return torch.stack([((unit(x) - unit(y))**2).sum(1).mean((1, 2)) for x, y in zip(fa, fb)]).mean(0).cpu()
+            return torch.stack([((unit(x) - unit(y))**2).sum(1).mean((1, 2)) for x, y in zip(fa, fb)]).sum(0).cpu()
 
     def remove(self): self.feats.remove()
 
@@ -211,8 +208,8 @@ class StyleLoss(_HookedLoss):
     "Style transfer loss: content = L1 of features at `content_ids` against the target; style = L1 of Gram matrices at `style_ids` against a fixed `style` image"
     def __init__(self, style:Tensor, # the style image, (1, 3, h, w), normalised like the inputs
                  m_feat:nn.Module=None, # frozen feature network (default: VGG16-bn's first 4 blocks)
-                 content_ids:list=(22,), # layers for the content term (Johnson: relu3_3)
-                 style_ids:list=(5, 12, 22, 32), # layers for the style term (Johnson: relu1_2 .. relu4_3)
+                 content_ids:list=(12,), # layers for the content term (Johnson et al. §4.1: relu2_2)
+                 style_ids:list=(5, 12, 22, 32), # layers for the style term (Johnson et al.: relu1_2, relu2_2, relu3_3, relu4_3)
                  content_wgt:float=1., # weight of the content term
                  style_wgt:float=1e4, # weight of the style term
                 ):
@@ -244,12 +241,9 @@ class StyleLoss(_HookedLoss):
 
 # %% ../nbs/03_perceptual_loss.ipynb #b5bf0cab
 def lesson_style_loss(style:Tensor, # the style image, (1, 3, h, w), ImageNet-normalised
-                      quick:bool=None, # True: VGG's first 3 blocks (fast on CPU); default: `is_quick()`
                       pretrained:bool=True, # ImageNet weights when they can be had
                       **kwargs) -> StyleLoss:
-    "`StyleLoss` with Johnson et al.'s VGG layers, or a smaller quick-mode version"
-    quick = is_quick() if quick is None else quick
-    if quick: return StyleLoss(style, vgg_features(pretrained, n_blocks=3), content_ids=[12], style_ids=[5, 12, 22], **kwargs)
+    "`StyleLoss` with Johnson et al.'s VGG layers: content relu2_2, style relu1_2 to relu4_3"
     return StyleLoss(style, vgg_features(pretrained, n_blocks=4), **kwargs)
 
 # %% ../nbs/03_perceptual_loss.ipynb #5949ebe9
@@ -277,6 +271,34 @@ def stylise(content:Tensor, # the content image, (1, 3, h, w), ImageNet-normalis
         with torch.no_grad(): x.copy_(torch.maximum(torch.minimum(x, hi), lo))
         if i in snap_at: snaps.append(x.detach().clone())
     return snaps
+
+# %% ../nbs/03_perceptual_loss.ipynb #5d5475a3
+def patch_match_loss(f:Tensor, # features of the image being made, (n, c, h, w)
+                     fs:Tensor, # features of the style image, (1, c, h', w')
+                     k:int=3, # patch size
+                    ) -> Tensor:
+    "Mean squared distance of each k x k patch of `f` to its most similar (cosine) patch of `fs`"
+    p, ps = F.unfold(f.float(), k), F.unfold(fs.float(), k)[0]          # (n, c*k*k, L), (c*k*k, Ls)
+    with torch.no_grad(): best = (F.normalize(p, dim=1).transpose(1, 2) @ F.normalize(ps, dim=0)).argmax(-1)  # (n, L)
+    return ((p - ps[:, best].permute(1, 0, 2))**2).mean()
+
+# %% ../nbs/03_perceptual_loss.ipynb #7cb498bf
+class PatchStyleLoss(_HookedLoss):
+    "Content: L1 of features at `content_ids`; style: `patch_match_loss` at `style_ids` against a fixed `style` image"
+    def __init__(self, style:Tensor, m_feat:nn.Module=None, content_ids:list=(22,), style_ids:list=(16, 26),
+                 content_wgt:float=1., style_wgt:float=1., k:int=3):
+        if m_feat is None: m_feat = vgg_features(n_blocks=4)
+        self_layers = sorted(set(content_ids) | set(style_ids))
+        super().__init__(m_feat[:max(self_layers)+1], self_layers, ['content', 'style'])
+        store_attr('content_ids,style_ids,content_wgt,style_wgt,k'); self.layers = self_layers
+        with torch.no_grad(): self.style_feats = dict(zip(self.layers, self.feats(style.as_subclass(Tensor).float())))
+    def forward(self, input, target, reduction=None):
+        self._to(input)
+        with torch.no_grad(): ft = dict(zip(self.layers, self.feats(target.detach())))
+        fi = dict(zip(self.layers, self.feats(input)))
+        content = sum(_per_item(F.l1_loss, fi[i], ft[i]) for i in self.content_ids)
+        style = sum(patch_match_loss(fi[i], self.style_feats[i].to(fi[i].device), self.k) for i in self.style_ids)
+        return self._reduce([self.content_wgt*content, self.style_wgt*style.expand(len(input))], reduction)
 
 # %% ../nbs/03_perceptual_loss.ipynb #d81e8528
 def _up(ni, nf): return nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), ConvLayer(ni, nf, norm_type=NormType.Instance))

@@ -1,5 +1,6 @@
 "Tests of `imgcourse.gan`: saving generated images (no colour inversion), the critic's data and learner, GAN snapshots, the GAN learner."
 import math
+from pathlib import Path
 import numpy as np, pytest, torch, torch.nn as nn
 from PIL import Image
 from fastai.vision.all import Learner, MSELossFlat, Callback
@@ -179,3 +180,28 @@ def test_gan_learner_needs_learners(sr_pairs, tmp_path):
     gen = tiny_gen(sr_pairs, tmp_path)
     with pytest.raises(TypeError, match='crit'): gan_learner(gen, nn.Linear(2, 2))
     with pytest.raises(TypeError, match='gen'): gan_learner(gen.model, gen)
+
+def test_snapshot_errors_name_the_file(sr_pairs, tmp_path):
+    learn = tiny_gen(sr_pairs, tmp_path)
+    snaps = GenSnapshots(sr_pairs.valid, tmp_path/'snaps', dist=small_dist(), keep_best=1, metric='PSNR (dB)')
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-3, cbs=snaps)
+    assert not list((tmp_path/'snaps').glob('*.tmp'))                     # written atomically, no temp left
+    m = TinyUnet(nfs=(8, 16), y_range=(-3., 3.))
+    bad = tmp_path/'bad.pth'; bad.write_bytes(b'\x80\x02 not a checkpoint')
+    with pytest.raises(RuntimeError, match='bad.pth is corrupt'): load_snapshot(m, bad)
+    empty = tmp_path/'empty.pth'; empty.write_bytes(b'')
+    with pytest.raises(RuntimeError, match='empty.pth is corrupt'): load_snapshot(m, empty)
+    with pytest.raises(FileNotFoundError, match='missing.pth'): load_snapshot(m, tmp_path/'missing.pth')
+    for r in snaps.rows:
+        if r['file']: Path(r['file']).unlink(); r['file'] = None
+    with pytest.raises(FileNotFoundError, match='pruned'): load_best(learn, snaps)
+
+def test_critic_accuracy_counts_patches():
+    class Const(nn.Module):
+        def __init__(self, v): super().__init__(); self.v, self.w = v, nn.Parameter(torch.zeros(1))
+        def forward(self, x): return torch.full((len(x), 4), self.v)
+    b = [(torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 8, 8))]
+    assert critic_accuracy(Const(1.), nn.Identity(), b) == 0.5          # calls everything original
+    class Split(Const):
+        def forward(self, x): return torch.where(x.mean((1, 2, 3)) > 0, 1., -1.)[:, None].expand(-1, 4)
+    assert critic_accuracy(Split(0.), nn.Sequential(nn.Identity()), [(-torch.ones(2, 3, 8, 8), torch.ones(2, 3, 8, 8))]) == 1.

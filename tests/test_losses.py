@@ -150,3 +150,30 @@ def test_feat_dist(imgs):
 def test_transformer_net_shape():
     m = TransformerNet(nf=4, n_res=1)
     assert m(torch.randn(2, 3, 16, 24)).shape == (2, 3, 16, 24)
+
+def test_patch_match_loss():
+    torch.manual_seed(0)
+    f = torch.randn(2, 4, 6, 6)
+    assert patch_match_loss(f[:1], f[:1]).item() == pytest.approx(0, abs=1e-6)
+    assert patch_match_loss(f, torch.randn(1, 4, 6, 6)).item() > 0
+    # each patch is matched to its own copy inside a larger style map
+    big = torch.zeros(1, 4, 10, 10); big[..., 2:8, 2:8] = f[:1]
+    assert patch_match_loss(f[:1], big).item() == pytest.approx(0, abs=1e-6)
+
+def test_patch_style_loss_trains_pixels(imgs):
+    net = tiny_net()
+    with PatchStyleLoss(imgs[:1], net, content_ids=[6], style_ids=[2, 6]) as l:
+        x = imgs[1:2].clone().requires_grad_()
+        l(x, imgs[1:2]).backward()
+        assert x.grad.abs().sum() > 0 and l.content.item() == pytest.approx(0, abs=1e-6) and l.style.item() > 0
+
+def test_featdist_sums_layers():
+    fd = FeatDist(tiny_net(), [2, 6, 9], min_size=16)
+    a, b = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    parts = [FeatDist(fd.m, [i], min_size=16)(a, b) for i in [2, 6, 9]]
+    assert torch.allclose(fd(a, b), sum(parts), atol=1e-5)                # LPIPS sums over layers
+
+def test_lesson_losses_use_lessons_layers():
+    assert lesson_feature_loss(pretrained=False).layer_ids == (22, 32, 42)
+    sl = lesson_style_loss(torch.rand(1, 3, 32, 32), pretrained=False)
+    assert list(sl.content_ids) == [12] and list(sl.style_ids) == [5, 12, 22, 32]
