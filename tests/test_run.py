@@ -1,0 +1,100 @@
+"Tests of `imgcourse.run`: the lesson runner never loses work, and says truthfully where it is."
+import os, signal, subprocess, sys, time
+from pathlib import Path
+import nbformat, pytest
+from nbformat.v4 import new_notebook, new_code_cell
+import imgcourse.run as R
+from imgcourse.run import *
+
+def _nb(d:Path, *cells, name='probe.ipynb') -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), d/name)
+    return d/name
+
+CLI = str(Path(sys.executable).parent/'imgcourse-lesson')  # the installed command
+
+def _cli(*args, timeout=180, **kw):
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+def test_help_prints_no_warning():
+    r = _cli('--help', env={**os.environ, 'PYTHONWARNINGS': 'default'})
+    assert r.returncode == 0 and 'usage' in r.stdout
+    assert 'Warning' not in r.stderr and 'deprecated' not in r.stderr, r.stderr
+
+@pytest.mark.parametrize('name', ['', '  '])
+def test_an_empty_lesson_name_is_an_error(tmp_path, name, monkeypatch):
+    ran = []; monkeypatch.setattr(R, 'run_notebook', lambda *a, **k: ran.append(a))
+    with pytest.raises(SystemExit) as e: lesson(name, out=str(tmp_path/'o'))
+    assert e.value.code != 0 and not ran
+    r = _cli(name, '--out', str(tmp_path/'o'))
+    assert r.returncode != 0 and not (tmp_path/'o').exists()
+
+def test_unwritable_out_fails_before_running(tmp_path, monkeypatch):
+    f = tmp_path/'a-file'; f.write_text('x')
+    ran = []; monkeypatch.setattr(R, 'run_notebook', lambda *a, **k: ran.append(a))
+    for out in (f, f/'sub'):
+        with pytest.raises(SystemExit) as e: lesson('90_run', out=str(out))
+        assert 'cannot write' in str(e.value.code) and str(out) in str(e.value.code)
+    (tmp_path/'o'/'90_run.ipynb').mkdir(parents=True)  # the destination is a folder
+    with pytest.raises(SystemExit, match='cannot write'): lesson('90_run', out=str(tmp_path/'o'))
+    if os.geteuid() != 0:  # root may write anywhere
+        ro = tmp_path/'ro'; ro.mkdir(); ro.chmod(0o500)
+        with pytest.raises(SystemExit, match='cannot write'): lesson('90_run', out=str(ro))
+    assert not ran, 'nothing runs when the result could not be kept'
+    src = _nb(tmp_path/'nb', 'x = 1')
+    with pytest.raises(OSError, match='cannot write'): run_notebook(src, f/'out.ipynb')
+
+def test_written_whole_or_not_at_all(tmp_path, monkeypatch, caplog):
+    import logging, fastcore.nbio
+    src = _nb(tmp_path/'nb', 'print("hello")')
+    dest = tmp_path/'out'/'probe.ipynb'; dest.parent.mkdir(); dest.write_text('the previous run')
+    def _half(nb, path): Path(path).write_text('{"cells": ['); raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(fastcore.nbio, 'write_nb', _half)
+    with caplog.at_level(logging.INFO, logger='imgcourse'), pytest.raises(OSError, match='could not be saved'): run_notebook(src, dest)
+    assert dest.read_text() == 'the previous run' and [f.name for f in dest.parent.iterdir()] == ['probe.ipynb']
+    assert 'No space left' in caplog.text
+    monkeypatch.undo()
+    assert run_notebook(src, dest) == dest and 'hello' in dest.read_text()
+
+def test_a_failing_cell_keeps_the_notebook_and_a_failed_save_is_not_claimed(tmp_path, monkeypatch, caplog):
+    import logging
+    src = _nb(tmp_path/'nb', 'print("first")', '1/0', 'print("never")')
+    with caplog.at_level(logging.INFO, logger='imgcourse'), pytest.raises(ZeroDivisionError): run_notebook(src, tmp_path/'o.ipynb')
+    nb = nbformat.read(tmp_path/'o.ipynb', 4)
+    assert nb.cells[0].outputs[0]['text'] == 'first\n' and not nb.cells[2].outputs
+    assert f'is in {tmp_path/"o.ipynb"}' in caplog.text
+    caplog.clear(); monkeypatch.setattr(R, '_save', lambda nb, dest: False)
+    with caplog.at_level(logging.INFO, logger='imgcourse'), pytest.raises(ZeroDivisionError): run_notebook(src, tmp_path/'p.ipynb')
+    assert 'could not be saved' in caplog.text and 'is in' not in caplog.text and not (tmp_path/'p.ipynb').exists()
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_run_saves_the_partial_notebook(tmp_path, sig):
+    marker = tmp_path/'second-cell-started'
+    src = _nb(tmp_path/'nb', 'print("first")', f'open({str(marker)!r}, "w").close()\nimport time\ntime.sleep(120)', 'print("never")')
+    p = subprocess.Popen([CLI, str(src), '--out', str(tmp_path/'out')], stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not marker.exists() and p.poll() is None and time.time() - t0 < 120: time.sleep(0.2)
+    assert marker.exists(), p.communicate()[1]
+    p.send_signal(sig)
+    err = p.communicate(timeout=60)[1]
+    dest = tmp_path/'out'/'probe.ipynb'
+    assert p.returncode != 0 and dest.exists(), err
+    assert f'is in {dest}' in err
+    nb = nbformat.read(dest, 4)
+    assert nb.cells[0].outputs[0]['text'] == 'first\n' and not nb.cells[2].outputs
+    assert not [f for f in dest.parent.iterdir() if f.name != 'probe.ipynb'], 'no temporary files left'
+
+def test_executed_notebooks_have_no_console_progress_bars(tmp_path):
+    src = _nb(tmp_path/'nb', 'from fastprogress.fastprogress import progress_bar\nfor i in progress_bar(range(5)): pass\nprint("done")',
+              'from fastai.vision.all import *\nfrom imgcourse.data import get_mnist\n'
+              'dls = ImageDataLoaders.from_folder(get_mnist(online=False), train="training", valid="testing", bs=64, num_workers=0)\n'
+              'learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(3*28*28, 10)), metrics=accuracy)\n'
+              'learn.fit(1, 1e-3) if False else learn.validate()')
+    nb = nbformat.read(run_notebook(src, tmp_path/'o.ipynb'), 4)
+    text = ''.join(o.get('text', '') for c in nb.cells for o in c.outputs if o['output_type'] == 'stream')
+    assert 'done' in text and '\r' not in text and '█' not in text, repr(text)
+
+def test_find_notebook_accepts_a_path(tmp_path):
+    src = _nb(tmp_path/'nb', 'x = 1', name='mine.ipynb')
+    assert find_notebook(str(src)) == src
+    assert find_notebook('nbs/90_run.ipynb').name == '90_run.ipynb'
