@@ -21,8 +21,8 @@ from .metrics import *
 from .data import to_rgb  # the data layer's safe conversion, for images already in memory
 
 # %% auto #0
-__all__ = ['TRAIN_MIX', 'UPSCALER_CMD', 'sr_files', 'crappy_dir', 'sr_dls', 'conv_block', 'TinyUnet', 'sr_learner', 'repeat_for',
-           'zero_last_conv', 'GlobalResidual', 'make_residual', 'upscale_fn', 'upscale', 'SRBlock', 'SRNet',
+__all__ = ['TRAIN_MIX', 'UPSCALER_CMD', 'sr_files', 'crappy_dir', 'sr_dls', 'conv_block', 'TinyUnet', 'upscale_fn', 'upscale',
+           'sr_learner', 'repeat_for', 'zero_last_conv', 'GlobalResidual', 'make_residual', 'SRBlock', 'SRNet',
            'degrade_crop', 'UpscaleCrops', 'charbonnier', 'upscaler_dls', 'train_upscaler', 'save_upscaler',
            'load_upscaler', 'upscale_cli']
 
@@ -119,74 +119,6 @@ class TinyUnet(Module):
             x = merge(torch.cat([s, x], dim=1))          # the skip: concatenate, then convolve
         return self.range(self.head(x))
 
-# %% ../nbs/02_unet_superres.ipynb #786841ca
-def sr_learner(dls:DataLoaders, # from `sr_dls`
-               loss_func=None, # default: `MSELossFlat()`, the lesson's pixel loss
-               arch=resnet34, # encoder: a torchvision model function
-               pretrained:bool=True, # ImageNet weights for the encoder, when `pretrained_ok(arch)` says they can be had
-               metrics=(psnr, ssim), # shown as columns while training
-               precision:str|None=None, # 'bf16', 'fp16', 'fp32'; None: bf16 on CUDA, fp32 on CPU
-               wd:float=1e-3, # weight decay
-               y_range:tuple=(-3., 3.), # output range, in normalised units
-               path=None, # where `models/` (checkpoints) go (default: `cache_dir()/'superres'`)
-               **kwargs, # passed to `unet_learner` (cbs, opt_func, ...)
-              ):
-    "The lesson's super-resolution U-Net: `unet_learner` with blur, weight norm, self-attention, `y_range`, MSE"
-    kwargs.setdefault('n_out', 3)
-    pretrained = pretrained_ok(arch, pretrained)  # False, said loudly, when the weights cannot be had
-    learn = unet_learner(dls, arch, pretrained=pretrained, blur=True, norm_type=NormType.Weight,
-                         self_attention=True, y_range=y_range, loss_func=ifnone(loss_func, MSELossFlat()),
-                         wd=wd, metrics=list(metrics or []), path=Path(path or cache_dir()/'superres'), **kwargs)
-    learn.pretrained, learn.arch_name = pretrained, getattr(arch, '__name__', str(arch))
-    return set_precision(learn, precision)
-
-# %% ../nbs/02_unet_superres.ipynb #eeaae886
-def repeat_for(n_train:int, # training images in the folder
-               bs:int, # batch size
-               steps:int=200, # batches wanted per epoch
-              ) -> int:
-    "How many times to repeat a folder of `n_train` training images so that an epoch has about `steps` batches (at least 1)"
-    return max(1, math.ceil(steps*bs/n_train))
-
-# %% ../nbs/02_unet_superres.ipynb #af49c2f0
-def zero_last_conv(m:nn.Module, # a network; its last `nn.Conv2d` (in `modules()` order) is zeroed
-                  ) -> nn.Module:
-    "Zero the weights and bias of the last convolution of `m` (the gain, for a weight-normalised one)"
-    convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
-    if not convs: raise ValueError(f'{type(m).__name__} has no Conv2d to zero')
-    c = convs[-1]
-    with torch.no_grad():
-        if hasattr(c, 'weight_g'): c.weight_g.zero_()  # torch.nn.utils.weight_norm: weight = g * v/|v|
-        elif hasattr(c, 'parametrizations') and hasattr(c.parametrizations, 'weight'): c.parametrizations.weight.original0.zero_()
-        else: c.weight.zero_()
-        if c.bias is not None: c.bias.zero_()
-    return m
-
-class GlobalResidual(Module):
-    "`x + f(x)`: a model that learns only the correction to its input, the identity at initialisation (`zero_init`)"
-    def __init__(self, f:nn.Module, # the image-to-image network, e.g. a `DynamicUnet`; output shaped like its input
-                 zero_init:bool=True, # zero `f`'s last convolution, so that the model starts as the identity
-                ):
-        self.f = zero_last_conv(f) if zero_init else f
-    def forward(self, x): return x + self.f(x)
-
-def _split_inner(m, split): return split(m.f)
-
-def make_residual(learn, # a `Learner` from `sr_learner`, not trained yet
-                 ):
-    "Wrap `learn.model` in `GlobalResidual`, keeping the layer groups; the learner starts at bicubic's score"
-    if isinstance(learn.model, GlobalResidual): raise ValueError('this learner is residual already')
-    sr = [m for m in learn.model.modules() if isinstance(m, SigmoidRange)]
-    if sr and not math.isclose(sr[-1].low, -sr[-1].high):
-        raise ValueError(f'make_residual needs a y_range centred on 0, not ({sr[-1].low}, {sr[-1].high}): the correction '
-                         'must start at 0. Build the learner with a symmetric y_range, e.g. sr_learner(dls, y_range=(-3, 3)).')
-    learn.model = GlobalResidual(learn.model)
-    split = learn.splitter
-    learn.splitter = partial(_split_inner, split=split)  # a partial, not a lambda: the learner can still be exported
-    learn.arch_name = f'{getattr(learn, "arch_name", "model")}, residual'
-    learn.opt = None  # built afresh, over the wrapped model's parameters, by the next fit
-    return learn
-
 # %% ../nbs/02_unet_superres.ipynb #a9ceba7e
 _ALPHA = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
 _GREY = ('1', 'L', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
@@ -270,6 +202,74 @@ def upscale(learn, # a trained super-resolution `Learner` or model (e.g. `load_u
     if alpha is not None: out = out.convert('RGBA'); out.putalpha(alpha.resize(size, Image.BICUBIC))
     elif mode in _GREY: out = out.convert('L')
     return out
+
+# %% ../nbs/02_unet_superres.ipynb #786841ca
+def sr_learner(dls:DataLoaders, # from `sr_dls`
+               loss_func=None, # default: `MSELossFlat()`, the lesson's pixel loss
+               arch=resnet34, # encoder: a torchvision model function
+               pretrained:bool=True, # ImageNet weights for the encoder, when `pretrained_ok(arch)` says they can be had
+               metrics=(psnr, ssim), # shown as columns while training
+               precision:str|None=None, # 'bf16', 'fp16', 'fp32'; None: bf16 on CUDA, fp32 on CPU
+               wd:float=1e-3, # weight decay
+               y_range:tuple=(-3., 3.), # output range, in normalised units
+               path=None, # where `models/` (checkpoints) go (default: `cache_dir()/'superres'`)
+               **kwargs, # passed to `unet_learner` (cbs, opt_func, ...)
+              ):
+    "The lesson's super-resolution U-Net: `unet_learner` with blur, weight norm, self-attention, `y_range`, MSE"
+    kwargs.setdefault('n_out', 3)
+    pretrained = pretrained_ok(arch, pretrained)  # False, said loudly, when the weights cannot be had
+    learn = unet_learner(dls, arch, pretrained=pretrained, blur=True, norm_type=NormType.Weight,
+                         self_attention=True, y_range=y_range, loss_func=ifnone(loss_func, MSELossFlat()),
+                         wd=wd, metrics=list(metrics or []), path=Path(path or cache_dir()/'superres'), **kwargs)
+    learn.pretrained, learn.arch_name = pretrained, getattr(arch, '__name__', str(arch))
+    return set_precision(learn, precision)
+
+# %% ../nbs/02_unet_superres.ipynb #eeaae886
+def repeat_for(n_train:int, # training images in the folder
+               bs:int, # batch size
+               steps:int=200, # batches wanted per epoch
+              ) -> int:
+    "How many times to repeat a folder of `n_train` training images so that an epoch has about `steps` batches (at least 1)"
+    return max(1, math.ceil(steps*bs/n_train))
+
+# %% ../nbs/02_unet_superres.ipynb #af49c2f0
+def zero_last_conv(m:nn.Module, # a network; its last `nn.Conv2d` (in `modules()` order) is zeroed
+                  ) -> nn.Module:
+    "Zero the weights and bias of the last convolution of `m` (the gain, for a weight-normalised one)"
+    convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+    if not convs: raise ValueError(f'{type(m).__name__} has no Conv2d to zero')
+    c = convs[-1]
+    with torch.no_grad():
+        if hasattr(c, 'weight_g'): c.weight_g.zero_()  # torch.nn.utils.weight_norm: weight = g * v/|v|
+        elif hasattr(c, 'parametrizations') and hasattr(c.parametrizations, 'weight'): c.parametrizations.weight.original0.zero_()
+        else: c.weight.zero_()
+        if c.bias is not None: c.bias.zero_()
+    return m
+
+class GlobalResidual(Module):
+    "`x + f(x)`: a model that learns only the correction to its input, the identity at initialisation (`zero_init`)"
+    def __init__(self, f:nn.Module, # the image-to-image network, e.g. a `DynamicUnet`; output shaped like its input
+                 zero_init:bool=True, # zero `f`'s last convolution, so that the model starts as the identity
+                ):
+        self.f = zero_last_conv(f) if zero_init else f
+    def forward(self, x): return x + self.f(x)
+
+def _split_inner(m, split): return split(m.f)
+
+def make_residual(learn, # a `Learner` from `sr_learner`, not trained yet
+                 ):
+    "Wrap `learn.model` in `GlobalResidual`, keeping the layer groups; the learner starts at bicubic's score"
+    if isinstance(learn.model, GlobalResidual): raise ValueError('this learner is residual already')
+    sr = [m for m in learn.model.modules() if isinstance(m, SigmoidRange)]
+    if sr and not math.isclose(sr[-1].low, -sr[-1].high):
+        raise ValueError(f'make_residual needs a y_range centred on 0, not ({sr[-1].low}, {sr[-1].high}): the correction '
+                         'must start at 0. Build the learner with a symmetric y_range, e.g. sr_learner(dls, y_range=(-3, 3)).')
+    learn.model = GlobalResidual(learn.model)
+    split = learn.splitter
+    learn.splitter = partial(_split_inner, split=split)  # a partial, not a lambda: the learner can still be exported
+    learn.arch_name = f'{getattr(learn, "arch_name", "model")}, residual'
+    learn.opt = None  # built afresh, over the wrapped model's parameters, by the next fit
+    return learn
 
 # %% ../nbs/02_unet_superres.ipynb #40a0b7cc
 class SRBlock(Module):
@@ -387,4 +387,4 @@ def upscale_cli(args=None):
     upscale(load_upscaler(a.weights), a.src, scale=a.scale).save(a.dest)
     return a.dest
 
-if __name__ == '__main__' and not IN_NOTEBOOK: upscale_cli()
+if __name__ == '__main__' and '__file__' in globals(): upscale_cli()  # run as a module, not in a notebook
