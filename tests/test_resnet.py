@@ -194,3 +194,44 @@ def test_fashion_tensors():
     assert xt.shape == (50, 1, 28, 28) and xv.shape == (20, 1, 28, 28) and xt.dtype == torch.uint8
     assert len(vocab) == 10 and yt.max() <= 9
     assert torch.equal(fashion_tensors(n=(50, 20))[1], yt)
+
+# the dense (concatenating) variant, and the blocks of section 3
+def test_dense_resnet_shapes():
+    x = torch.randn(3, 1, 28, 28)
+    assert conv_and_res(4, 8, dense=True)(torch.randn(1, 4, 28, 28)).shape == (1, 16, 14, 14)
+    assert conv_and_res(4, 8, n_res=2, dense=True)(torch.randn(1, 4, 28, 28)).shape == (1, 32, 14, 14)
+    for n_res in (1, 2):
+        m = resnet_mnist(dense=True, n_res=n_res)
+        assert m(x).shape == (3, 10)
+        assert n_params(m) > n_params(resnet_mnist(n_res=n_res))  # each conv after a dense block reads 2**n_res x the channels
+
+def test_dense_resnet_trains(tensors):
+    "A few steps of the dense variant: no channel mismatch, and the loss falls."
+    xt, yt, xv, yv, vocab = tensors
+    torch.manual_seed(0)
+    dls = fast_dls(xt, yt, xv, yv, bs=32, stats=pixel_stats(xt), vocab=vocab)
+    l = fast_learner(dls, resnet_mnist(dense=True), precision='fp32')
+    with l.no_logging(), l.no_bar(): l.fit(6, 1e-2)
+    losses = torch.stack(l.recorder.losses).float()
+    assert torch.isfinite(losses).all() and losses[-3:].mean() < losses[:3].mean()
+
+def test_hand_block_adds_only():
+    "Our blocks' f ends in a ReLU, so x + f(x) >= x; fastai's ResBlock puts the ReLU after the sum."
+    from fastai.layers import ResBlock
+    x = torch.randn(2, 8, 14, 14)
+    blk = Residual(8, zero_init=False)
+    assert (blk(x) - x).min() >= 0
+    rb = ResBlock(1, 8, 8); nn.init.ones_(rb.convpath[-1][1].weight)
+    assert rb.convpath(x).min() < 0 < rb.convpath(x).max() and rb(x).min() >= 0
+    assert ResBlock(1, 8, 16, stride=2)(x).shape == (2, 16, 7, 7)
+
+def test_wide_resnet_stride():
+    x = torch.randn(2, 1, 28, 28)
+    a, b = wide_resnet(16), wide_resnet(16, stride=2)
+    assert a(x).shape == b(x).shape == (2, 10) and n_params(a) == n_params(b)
+
+def test_mnist_sample_stats(tensors):
+    "Moved from the notebook: the sample's statistics are MNIST's (mean about 0.13, std about 0.31)."
+    xt, *_ = tensors
+    m, s = pixel_stats(xt)
+    assert 0.1 < m < 0.16 and 0.28 < s < 0.34
