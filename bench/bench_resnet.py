@@ -5,6 +5,10 @@
 - learner: a default fastai `Learner` + `fast_dls` (the same data path as `fast`: isolates fastai's per-batch overhead)
 - learner_fused: as `learner` but with `fast_adam` (how much of the overhead is fastai's `Optimizer`)
 - loop:    a plain PyTorch loop over `fast_dls` batches (forward, cross-entropy, backward, fused AdamW, zero_grad)
+- fast_path: `fast_learner` after `fast_path` (compiled training step, channels_last; bf16 with `--fast-bf16`);
+           its warm-up (compilation included) is reported separately
+
+All timing is `imgcourse.train`'s (`time_loop`, `time_learner`).
 
 All use the same model, batch size, augmentation and precision. Example (GPU):
     python bench/bench_resnet.py --bs 512 --steps 200
@@ -38,7 +42,9 @@ def main():
     p.add_argument('--lr', type=float, default=0.05, help='peak learning rate for --train')
     p.add_argument('--model', default='resnet_mnist', choices=['resnet_mnist', 'wide_resnet'], help='for --train')
     p.add_argument('--width', type=int, default=32, help='wide_resnet width, for --train')
-    p.add_argument('--repeat', type=int, default=1, help='time each path this many times (interleaved) and keep the best')
+    p.add_argument('--repeat', type=int, default=1, help='time each path this many times (interleaved); best and median reported')
+    p.add_argument('--fast-bf16', default='no', choices=['no', 'yes', 'auto'], help="fast_path's bf16 autocast (auto: on CPUs with AMX)")
+    p.add_argument('--backend', default='inductor', help="fast_path's torch.compile backend ('eager': trace only, for smoke tests)")
     a = p.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     dev = torch.device(a.device) if a.device else default_device()
@@ -79,7 +85,11 @@ def main():
     for name in a.paths.split(',') * a.repeat:
         torch.manual_seed(0)
         m = resnet_mnist(widths)
-        if name == 'fast': ips = time_learner(fast_learner(tdls, m, precision=prec), a.steps, a.warmup, clock=clock)
+        if name == 'fast_path':
+            fl = fast_path(fast_learner(tdls, m, precision=prec), bf16=dict(no=False, yes=True, auto=None)[a.fast_bf16], backend=a.backend)
+            ips = time_learner(fl, a.steps, a.warmup, clock=clock)
+            print(f'  fast_path warm-up: {a.warmup} batches in {fl.train_timer.warm_secs:.1f} s (compilation included)')
+        elif name == 'fast': ips = time_learner(fast_learner(tdls, m, precision=prec), a.steps, a.warmup, clock=clock)
         elif name == 'loop': ips = time_loop(m, tdls.train, a.steps, a.warmup, precision=prec, clock=clock)
         elif name in ('learner', 'folder', 'learner_fused'):
             dls = tdls if name != 'folder' else folder_dls(files, bs=a.bs, stats=stats, num_workers=workers, device=dev)
@@ -88,11 +98,16 @@ def main():
             kw = dict(opt_func=fast_adam) if name == 'learner_fused' else {}
             ips = time_learner(Learner(dls, m, loss_func=CrossEntropyLossFlat(), cbs=cbs, **kw), a.steps, a.warmup, clock=clock)
         else: raise SystemExit(f'unknown path {name!r}')
-        res[name] = max(ips, res.get(name, 0))
+        res.setdefault(name, []).append(ips)
         print(f'  {name:14s} {ips:10,.0f} images/s  {a.bs/ips*1e3:8.2f} ms/batch', flush=True)
-    if a.repeat > 1: print(f'best of {a.repeat}: ' + ', '.join(f'{k} {v:,.0f} images/s' for k, v in res.items()))
+    if a.repeat > 1:
+        print(f'best of {a.repeat}: ' + ', '.join(f'{k} {max(v):,.0f}' for k, v in res.items()) + ' images/s')
+        print(f'median of {a.repeat}: ' + ', '.join(f'{k} {sorted(v)[len(v)//2]:,.0f}' for k, v in res.items()) + ' images/s')
+        print('relative to the plain loop, median of the per-round ratios: ' + ', '.join(
+            f'{k} {sorted(x/l for x, l in zip(v, res["loop"]))[len(v)//2]:.2f}x' for k, v in res.items() if k != 'loop' and 'loop' in res))
+    res = {k: max(v) for k, v in res.items()}
     if 'loop' in res:
-        print('relative to the plain loop: ' + ', '.join(f'{k} {v/res["loop"]:.2f}x' for k, v in res.items() if k != 'loop'))
+        print('relative to the plain loop (best of each): ' + ', '.join(f'{k} {v/res["loop"]:.2f}x' for k, v in res.items() if k != 'loop'))
         floor = a.bs / res['loop'] * 1e3
         print('overhead over the plain loop, ms/batch: ' + ', '.join(f'{k} {a.bs/v*1e3 - floor:+.2f}' for k, v in res.items() if k != 'loop'))
 

@@ -1,64 +1,25 @@
 """Training throughput of the lesson's super-resolution U-Net: a plain PyTorch loop against fastai's Learner, same model, same loss, same run.
 
 The model is `sr_learner`'s `DynamicUnet` (resnet34 encoder, blur, weight norm, self-attention, y_range), the loss
-`MSELossFlat`, the data one random batch kept on the device (so data loading is not measured, on either side).
-Three ways of training are timed, each for `--steps` steps after `--warmup` steps:
+`MSELossFlat`, the data one random batch kept on the device (`imgcourse.train.repeat_dls`, so data loading is not
+measured, on either side). All timing is `imgcourse.train`'s (`time_loop`, `time_learner`). Paths (`--only`):
 
-- loop:          forward, loss, backward, `torch.optim.AdamW` step (fused), zero_grad; no `.item()` anywhere
-- learner:       `Learner.fit` as it comes (fastai's Python Adam, Recorder syncing the loss to the CPU every batch, progress bar)
-- learner+speed: the same Learner after `imgcourse.train.speed_up` (fused AdamW via OptimWrapper, loss kept on the device,
-                 no progress bar, channels_last)
+- loop:          `time_loop`: forward, loss, backward, fused `AdamW` step, zero_grad; nothing else
+- learner:       `Learner.fit` as it comes (fastai's Python Adam, Recorder syncing the loss every batch)
+- learner+speed: the same Learner after `imgcourse.train.speed_up` (fused AdamW, loss kept on the device, channels_last)
+- fast_path:     the same Learner after `imgcourse.train.fast_path` (the device's automatic choice: compiled, channels_last, ...)
 
-Precision is bf16 autocast (`--precision bf16`, CUDA) or fp32; `--channels-last` applies to the loop too.
+Precision is bf16 autocast (`--precision bf16`) or fp32; `--channels-last` applies to the loop too.
 Example (GPU):  python bench/bench_superres.py --device cuda --bs 64 --steps 50 --precision bf16 --channels-last
 Example (CPU):  python bench/bench_superres.py --device cpu --bs 4 --steps 3 --warmup 1 --precision fp32
 """
-import argparse, copy, time, warnings
+import argparse, copy, warnings
 warnings.filterwarnings('ignore')
 import torch
-from fastai.vision.all import (DataLoaders, Callback, CancelValidException, MSELossFlat, resnet34, resnet18, defaults)
+from fastai.vision.all import MSELossFlat, resnet34, resnet18, defaults
 from imgcourse.superres import sr_learner
-from imgcourse.train import speed_up, set_precision
-
-class OneBatchDL:
-    "`n` copies of one batch already on the device: a data loader that costs nothing"
-    def __init__(self, b, n): self.b, self.n = b, n
-    def __len__(self): return self.n
-    def __iter__(self): return (self.b for _ in range(self.n))
-    def one_batch(self): return self.b
-    def to(self, device): return self
-
-def sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize()
-
-class Timer(Callback):
-    "Time training steps `warmup`..end; skip validation"
-    order = 100
-    def __init__(self, warmup): self.warmup = warmup
-    def before_batch(self):
-        if self.training and self.iter == self.warmup: sync(self.dls.device); self.t0 = time.perf_counter()
-    def after_train(self): sync(self.dls.device); self.t1 = time.perf_counter()
-    def before_validate(self): raise CancelValidException()
-
-def bench_learner(learn, args, steps):
-    timer = Timer(args.warmup)
-    with learn.no_logging(): learn.fit_one_cycle(1, 1e-4, cbs=timer)  # with its per-batch schedule, as in real training
-    return (steps - args.warmup)*args.bs/(timer.t1 - timer.t0)
-
-def bench_loop(model, b, args, device):
-    x, y = b
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-3, betas=(0.9, 0.99), eps=1e-5, fused=True)
-    loss_func = MSELossFlat()
-    model.train()
-    bf16 = args.precision == 'bf16' and device.type == 'cuda'
-    for i in range(args.warmup + args.steps):
-        if i == args.warmup: sync(device); t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_func(model(x).float(), y)
-        loss.backward()
-        opt.step(); opt.zero_grad(set_to_none=True)
-    sync(device)
-    return args.steps*args.bs/(time.perf_counter() - t0)
+from imgcourse.train import speed_up, time_loop, time_learner, repeat_dls, RepeatDL
+import imgcourse.train as T
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -72,6 +33,7 @@ def main():
     p.add_argument('--arch', choices=['resnet34', 'resnet18'], default='resnet34')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--only', default='loop,learner,learner+speed', help='comma-separated subset')
+    p.add_argument('--repeat', type=int, default=1, help='time each path this many times (interleaved); the median is reported')
     args = p.parse_args()
     if args.threads: torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -81,31 +43,33 @@ def main():
     x = torch.randn(args.bs, 3, args.size, args.size, device=device)
     y = torch.randn(args.bs, 3, args.size, args.size, device=device).clamp(-2.5, 2.5)
     n = args.warmup + args.steps
-    dls = DataLoaders(OneBatchDL((x, y), n), OneBatchDL((x, y), 0), device=device)
+    dls = repeat_dls((x, y), n)
     arch = dict(resnet34=resnet34, resnet18=resnet18)[args.arch]
-    learn = sr_learner(dls, arch=arch, pretrained=False, metrics=None, precision='fp32')
-    init = copy.deepcopy(learn.model.state_dict())
+    mk = lambda prec='fp32': sr_learner(dls, arch=arch, pretrained=False, metrics=None, precision=prec)
+    init = copy.deepcopy(mk().model.state_dict())
     gpu = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
     print(f'DynamicUnet({args.arch}, blur, weight norm, self-attention), MSE, {args.size} px, bs {args.bs}, '
-          f'{args.steps} timed steps after {args.warmup} warm-up, {args.precision}, device: {gpu}')
-    res = {}
-    for what in args.only.split(','):
-        learn.model.load_state_dict(init)
+          f'{args.steps} timed steps after {args.warmup} warm-up, {args.precision}, device: {gpu}', flush=True)
+    res, warm = {}, {}
+    for what in args.only.split(',') * args.repeat:
+        l = mk(args.precision if what != 'loop' else 'fp32')
+        l.model.load_state_dict(init)
         if what == 'loop':
-            m = learn.model.to(device)
-            if args.channels_last: m = m.to(memory_format=torch.channels_last)
-            res[what] = bench_loop(m, (x, y), args, device)
-            m.to(memory_format=torch.contiguous_format)
-        elif what == 'learner':
-            l = sr_learner(dls, arch=arch, pretrained=False, metrics=None, precision=args.precision)
-            l.model.load_state_dict(init)
-            res[what] = bench_learner(l, args, n)
-        elif what == 'learner+speed':
-            l = sr_learner(dls, arch=arch, pretrained=False, metrics=None, precision=args.precision)
-            l.model.load_state_dict(init)
-            res[what] = bench_learner(speed_up(l), args, n)
-    base = res.get('loop')
-    for k, v in res.items():
-        print(f'{k:>14}: {v:8.1f} img/s' + (f'   {v/base:.2f}x of the loop' if base and k != 'loop' else ''))
+            ips = time_loop(l.model, RepeatDL((x, y), n), args.steps, args.warmup, lr=1e-4, precision=args.precision,
+                            loss_func=MSELossFlat(), wd=1e-3, channels_last=args.channels_last)
+        elif what in ('learner', 'learner+speed', 'fast_path'):
+            if what == 'learner+speed': speed_up(l)
+            if what == 'fast_path': T.fast_path(l)
+            ips = time_learner(l, args.steps, args.warmup, lr=1e-4)
+            warm[what] = l.train_timer.warm_secs
+        else: raise SystemExit(f'unknown path {what!r}')
+        res.setdefault(what, []).append(ips)
+        print(f'  {what:>14}: {ips:8.1f} img/s', flush=True)
+    med = {k: sorted(v)[len(v)//2] for k, v in res.items()}
+    base = med.get('loop')
+    print(f'median of {args.repeat}:' if args.repeat > 1 else 'result:')
+    for k, v in med.items():
+        print(f'{k:>14}: {v:8.1f} img/s' + (f'   {v/base:.2f}x of the loop' if base and k != 'loop' else '')
+              + (f'   (warm-up {args.warmup} steps, compilation included: {warm[k]:.1f} s)' if k in warm else ''))
 
 if __name__ == '__main__': main()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/80_train.ipynb #be9ce928
 from __future__ import annotations
-import os, time, math, contextlib, logging
+import os, time, math, contextlib, logging, shutil
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
@@ -16,7 +16,8 @@ from .data import *
 __all__ = ['n_params', 'mnist_files', 'folder_tensors', 'split_tensors', 'pixel_stats', 'TensorDL', 'fast_dls', 'fast_adam',
            'LeanProgress', 'DeviceSmoothLoss', 'LeanRecorder', 'BF16', 'FastCE', 'FastLearner', 'default_precision',
            'set_precision', 'fast_learner', 'checkpoints', 'save_atomic', 'load_latest', 'EpochCheckpoint',
-           'fit_resumable', 'speed_up', 'TrainTimer', 'time_learner', 'time_loop']
+           'fit_resumable', 'speed_up', 'has_compiler', 'CompiledTrain', 'cpu_bf16', 'fast_path', 'TrainTimer',
+           'time_learner', 'time_loop', 'RepeatDL', 'repeat_dls']
 
 # %% ../nbs/80_train.ipynb #d56d961e
 def n_params(m:nn.Module) -> int:
@@ -386,18 +387,78 @@ def speed_up(learn, # any `Learner`
         learn.to_channelslast(use_amp=False)
     return learn
 
+# %% ../nbs/80_train.ipynb #5f1af7ec
+def has_compiler() -> bool:
+    "True if a C++ compiler is on the PATH: `torch.compile` needs one to build CPU kernels"
+    return any(shutil.which(c) for c in (os.environ.get('CXX', 'g++'), 'g++', 'c++', 'clang++'))
+
+class CompiledTrain(Callback):
+    "Run training batches through `torch.compile(model)` (forward and backward); validation and inference stay eager"
+    order = -5
+    def __init__(self, **kwargs): self.kwargs, self.fn = kwargs, None  # kwargs go to `torch.compile`
+    def before_train(self):
+        if self.fn is None or self.fn_model is not self.model:
+            self.fn, self.fn_model = torch.compile(self.model._call_impl, **self.kwargs), self.model
+        self.model._compiled_call_impl = self.fn
+    def before_validate(self): self.model._compiled_call_impl = None
+    def after_fit(self): self.model._compiled_call_impl = None
+
+# %% ../nbs/80_train.ipynb #6f50d089
+def _device(learn): return next(learn.model.parameters()).device if learn.dls.device is None else torch.device(learn.dls.device)
+
+@patch
+def to_compiled(self:Learner, dynamic:bool|None=False, # False: one compiled graph per input shape
+                **kwargs): # more arguments for `torch.compile` (e.g. `mode='max-autotune'`)
+    "Train with a compiled model (`CompiledTrain`); without a C++ compiler on a CPU, warn and stay eager. Undo with `to_eager`"
+    if _device(self).type == 'cpu' and not has_compiler():
+        say('torch.compile needs a C++ compiler (g++) to build CPU kernels and none was found: training stays eager', logging.WARNING)
+        return self
+    if not hasattr(self, 'compiled_train'): self.add_cb(CompiledTrain(dynamic=dynamic, **kwargs))
+    return self
+
+@patch
+def to_eager(self:Learner):
+    "Undo `to_compiled`: the model runs eagerly again"
+    if hasattr(self, 'compiled_train'): self.remove_cb(self.compiled_train)
+    self.model._compiled_call_impl = None
+    return self
+
+# %% ../nbs/80_train.ipynb #923469e1
+def cpu_bf16() -> bool:
+    "True if this CPU has bf16 matrix units (Intel AMX), which make bf16 autocast pay"
+    return torch.cpu._is_amx_tile_supported() if hasattr(torch.cpu, '_is_amx_tile_supported') else False
+
+def fast_path(learn, # any `Learner`, e.g. from `fast_learner` or `sr_learner`
+              compile:bool=True, # `to_compiled` where it can compile
+              channels_last:bool=True, # `to_channelslast`
+              bf16:bool|None=False, # bf16 autocast: True, False, or None for `cpu_bf16()` on a CPU (GPUs: `set_precision`)
+              **kwargs, # passed to `to_compiled` (e.g. `backend='eager'` to trace without generating kernels)
+             ):
+    "Make `learn`'s training step as fast as its device allows, and say in one line what was chosen"
+    dev, chosen = _device(learn), []
+    if channels_last: learn.to_channelslast(use_amp=False); chosen.append('channels_last')
+    if ifnone(bf16, dev.type == 'cpu' and cpu_bf16()) and not hasattr(learn, 'bf16'):
+        learn.add_cb(BF16()); learn.precision = 'bf16'
+    chosen.append(getattr(learn, 'precision', 'fp32'))
+    if compile and (dev.type != 'cpu' or has_compiler()): learn.to_compiled(**kwargs); chosen.append('compiled')
+    else: chosen.append('eager' + (' (no C++ compiler found)' if compile else ''))
+    say(f'training path on {dev.type}: ' + ', '.join(chosen), once=False)
+    return learn
+
 # %% ../nbs/80_train.ipynb #ab7681aa
 class TrainTimer(Callback):
     "Times `steps` training batches after `warmup`, skips validation, then stops the fit; images/s in `ips`"
     order = 100
     def __init__(self, steps:int=50, warmup:int=5, clock=time.perf_counter):
         self.steps, self.warmup, self.clock = steps, warmup, clock
-    def before_fit(self): self.i, self.n, self.t0, self.ips = 0, 0, None, None
+    def before_fit(self): self.i, self.n, self.t0, self.ips, self.start = 0, 0, None, None, self.clock()
     def before_validate(self): raise CancelValidException()
     def after_batch(self):
         if not self.training: return
         self.i += 1
-        if self.i == self.warmup: _sync(self.dls.device); self.t0 = self.clock()
+        if self.i == self.warmup:
+            _sync(self.dls.device); self.t0 = self.clock()
+            self.warm_secs = self.t0 - self.start  # the warm-up batches, compilation included
         elif self.i > self.warmup: self.n += find_bs(self.yb)
         if self.i >= self.warmup + self.steps: raise CancelFitException()
     def after_fit(self):
@@ -409,7 +470,7 @@ class TrainTimer(Callback):
 def time_learner(learn:Learner, steps:int=50, warmup:int=5, lr:float=1e-3,
                  clock=time.perf_counter, # `time.process_time` measures CPU time, steadier on a busy CPU
                 ) -> float:
-    "Training images/s of `learn` over `steps` batches after `warmup` (validation excluded)"
+    "Training images/s of `learn` over `steps` batches after `warmup` (validation excluded); the timer is kept as `learn.train_timer`"
     timer = TrainTimer(steps, warmup, clock)
     n_epoch = math.ceil((steps + warmup) / len(learn.dls.train)) + 1
     pcbs = learn.cbs.filter(lambda c: isinstance(c, ProgressCallback))
@@ -417,22 +478,28 @@ def time_learner(learn:Learner, steps:int=50, warmup:int=5, lr:float=1e-3,
     try:
         with learn.no_logging(): learn.fit(n_epoch, lr, cbs=timer)
     finally: learn.add_cbs(pcbs)
+    learn.train_timer = timer
     return timer.ips
 
 def time_loop(model:nn.Module, dl, # a model and a loader of batches (on the model's device, e.g. a `TensorDL`)
               steps:int=50, warmup:int=5, lr:float=1e-3,
               precision:str='fp32', # 'fp32' or 'bf16' (autocast)
               loss_func=F.cross_entropy, # loss of (prediction, target)
+              wd:float=0.01, # weight decay of the fused `AdamW`
+              channels_last:bool=False, # model and batches in channels_last memory format
               clock=time.perf_counter, # `time.process_time` measures CPU time, steadier on a busy CPU
              ) -> float:
     "Training images/s of a plain PyTorch loop: forward, `loss_func`, backward, fused `AdamW` step, `zero_grad`"
     device = torch.device(getattr(dl, 'device', None) or default_device())
     model = model.to(device).train()
-    opt = fast_adam(list(model.parameters()), lr=lr).opt
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=fmt)
+    opt = fast_adam(list(model.parameters()), lr=lr, wd=wd).opt
     ctx = partial(torch.autocast, device.type, dtype=torch.bfloat16) if precision == 'bf16' else contextlib.nullcontext
     i, n, t0 = 0, 0, None
     while True:
         for xb, yb in dl:
+            if channels_last: xb = xb.contiguous(memory_format=fmt)
             with ctx(): loss = loss_func(model(xb).float(), yb)
             loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
             i += 1
@@ -440,4 +507,23 @@ def time_loop(model:nn.Module, dl, # a model and a loader of batches (on the mod
             elif i > warmup: n += len(yb)
             if i >= warmup + steps:
                 _sync(device)
+                if channels_last: model.to(memory_format=torch.contiguous_format)
                 return n / (clock() - t0)
+
+# %% ../nbs/80_train.ipynb #afce13b9
+class RepeatDL:
+    "The batch `b` (already on its device) `n` times: a loader that costs nothing, to time the model and the loop alone"
+    on_device = True
+    def __init__(self, b:tuple, n:int=1): self.b, self.n, self.device = tuple(b), n, b[0].device
+    def __len__(self): return self.n
+    def __iter__(self): return (self.b for _ in range(self.n))
+    def one_batch(self): return self.b
+    def to(self, device):
+        self.device = torch.device(device); self.b = tuple(o.to(self.device) for o in self.b)
+        return self
+
+def repeat_dls(b:tuple, # one batch `(x, y)`
+               n:int=100, # training batches per epoch
+              ) -> DataLoaders:
+    "`DataLoaders` that train on `b` `n` times per epoch and have nothing to validate"
+    return DataLoaders(RepeatDL(b, n), RepeatDL(b, 0), device=b[0].device)

@@ -1,0 +1,35 @@
+"Each bench/ script runs end to end for a few steps on tiny sizes (CPU, seconds each): what CI can check of them."
+import os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def bench(script, *args, timeout=300):
+    "Run `bench/script` with `args` on the CPU and return its output; fail with the output if it fails"
+    env = {**os.environ, 'CUDA_VISIBLE_DEVICES': '', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
+    r = subprocess.run([sys.executable, str(ROOT/'bench'/script), *args], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f'{script} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+    return r.stdout
+
+def test_bench_resnet():
+    out = bench('bench_resnet.py', '--device', 'cpu', '--threads', '1', '--bs', '16', '--n', '64', '--steps', '2',
+                '--warmup', '1', '--paths', 'loop,fast,learner,fast_path', '--backend', 'eager', '--repeat', '2')
+    assert 'relative to the plain loop' in out and 'fast_path warm-up' in out and 'median of 2' in out, out
+
+def test_bench_superres():
+    out = bench('bench_superres.py', '--device', 'cpu', '--threads', '1', '--arch', 'resnet18', '--bs', '2', '--size', '32',
+                '--steps', '2', '--warmup', '1', '--only', 'loop,learner,learner+speed')
+    assert 'x of the loop' in out and 'learner+speed' in out, out
+
+def test_bench_losses():
+    out = bench('bench_losses.py', '--device', 'cpu', '--arch', 'resnet18', '--bs', '2', '--size', '32', '--steps', '2',
+                '--warmup', '1', '--feat', 'quick', '--precision', 'fp32', '--threads', '1')
+    assert 'the plain loop' in out and 'speed_up' in out, out
+
+def test_bench_has_no_timer_of_its_own():
+    "All timing goes through `imgcourse.train` (`time_loop`, `time_learner`)"
+    for f in (ROOT/'bench').glob('bench_*.py'):
+        s = f.read_text()
+        assert 'synchronize' not in s and 'class Timer' not in s and 'def sync' not in s, f.name

@@ -1,0 +1,78 @@
+"The training kit's speed switches: a compiled Learner trains like an eager one, and every switch undoes."
+import logging
+import pytest, torch, torch.nn as nn
+from fastai.vision.all import Learner, CrossEntropyLossFlat, set_seed
+from imgcourse.train import *
+
+def tiny_dls(n=256, bs=32):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 1, 12, 12), dtype=torch.uint8, generator=g)
+    y = (x.float().mean((1, 2, 3)) > 127.5).long()  # a learnable label: bright or dark
+    return fast_dls(x[:192], y[:192], x[192:], y[192:], bs=bs, device='cpu')
+
+def tiny_model():
+    return nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 2, 3, 2, 1),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+def train(learn, epochs=4):
+    with learn.no_bar(), learn.no_logging(): learn.fit(epochs, 1e-2)
+    return learn
+
+@pytest.mark.parametrize('backend', ['eager', pytest.param('inductor', marks=pytest.mark.slow)])  # inductor: minutes of C++ compilation
+def test_compiled_learner_trains(backend):
+    "Compiled training (dynamo + `backend`) gives predictions of the same shape, a falling loss, metrics, and is undone by `to_eager`"
+    if backend == 'inductor' and not has_compiler(): pytest.skip('no C++ compiler')
+    set_seed(0)
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32').to_compiled(backend=backend)
+    assert hasattr(learn, 'compiled_train')
+    train(learn)
+    losses = [float(o) for o in learn.recorder.losses]
+    assert losses[-1] < losses[0], losses
+    assert len(learn.recorder.values) == 4 and len(learn.recorder.values[-1]) == 3  # train loss, valid loss, accuracy
+    preds, targs = learn.get_preds()
+    assert preds.shape == (64, 2)
+    assert learn.model._compiled_call_impl is None  # eager outside training
+    learn.to_eager()
+    assert not hasattr(learn, 'compiled_train')
+    assert learn.model(torch.zeros(3, 1, 12, 12)).shape == (3, 2)
+
+def test_compiled_matches_eager():
+    "One compiled epoch ends at (nearly) the same weights as one eager epoch from the same start"
+    res = []
+    for comp in (False, True):
+        set_seed(0); torch.manual_seed(0)
+        dls = tiny_dls(); learn = fast_learner(dls, tiny_model(), precision='fp32')
+        if comp: learn.to_compiled(backend='eager')
+        dls.train.shuffle = False
+        res.append(train(learn, 1).model[0].weight.detach().clone())
+    torch.testing.assert_close(res[0], res[1], rtol=1e-4, atol=1e-5)
+
+def test_no_compiler_falls_back_loudly(monkeypatch, caplog):
+    monkeypatch.setenv('PATH', '')
+    monkeypatch.delenv('CXX', raising=False)
+    assert not has_compiler()
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32')
+    with caplog.at_level(logging.WARNING, logger='imgcourse'):
+        learn.to_compiled()
+    assert not hasattr(learn, 'compiled_train')
+    assert 'C++ compiler' in caplog.text
+
+def test_fast_path_says_what_it_chose(caplog):
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32')
+    with caplog.at_level(logging.INFO, logger='imgcourse'):
+        fast_path(learn, compile=False, bf16=True)
+    assert 'channels_last' in caplog.text and 'bf16' in caplog.text and 'eager' in caplog.text
+    assert hasattr(learn, 'channels_last') and hasattr(learn, 'bf16')
+    train(learn, 2)
+    assert learn.model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    learn.to_contiguous()
+    assert not hasattr(learn, 'channels_last')
+
+def test_repeat_dls_and_timers():
+    b = (torch.randn(4, 1, 12, 12), torch.randint(0, 2, (4,)))
+    dls = repeat_dls(b, 6)
+    assert len(dls.train) == 6 and len(dls.valid) == 0
+    learn = Learner(dls, tiny_model(), loss_func=CrossEntropyLossFlat())
+    assert time_learner(learn, steps=3, warmup=2) > 0
+    assert learn.train_timer.warm_secs > 0 and learn.train_timer.n == 12
+    assert time_loop(tiny_model(), RepeatDL(b, 6), steps=3, warmup=2, channels_last=True) > 0
