@@ -47,3 +47,62 @@ def test_one_epoch_trains_and_records(folder, gp):
     assert len(grid.samples) == 1 and grid.samples[0].shape == (3, 3, 16, 16)
     if gp is None:  # weights clipped before every critic step
         assert max(p.abs().max().item() for p in learn.model.critic.parameters()) <= 0.01 + 5e-3
+
+def test_models_greyscale_small():
+    g, c = wgan_models(32, n_channels=1, n_features=8, n_extra_layers=0)
+    x = g(torch.randn(3, 100))
+    assert x.shape == (3, 1, 32, 32) and c(x).shape == (3, 1)
+
+def test_tensor_gan_dls_pairs():
+    x = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8)
+    dls = tensor_gan_dls(pad32(x), bs=8, device='cpu')
+    noise, real = dls.one_batch()
+    assert noise.shape == (8, 100) and real.shape == (8, 1, 32, 32)
+    assert real.min() >= -1 and real.max() <= 1 and (real[..., :2, :] == -1).all(), 'padding is black'
+    assert len(dls.train) == 5 and len(dls.valid) == 0
+
+def test_frechet_distance_known_values():
+    torch.manual_seed(0)
+    a, b = torch.randn(4000, 3), torch.randn(4000, 3)
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    assert frechet_distance(a, b) < 0.02
+    assert frechet_distance(a, b + 2) == pytest.approx(12, rel=0.02)  # |mu|^2 = 3 * 2^2
+    assert frechet_distance(a, 3 * b) == pytest.approx(3 * (3 - 1) ** 2, rel=0.05)  # tr(1 + 9 - 2*3) per dim
+
+def test_frechet_matches_torchmetrics_formula():
+    tm = pytest.importorskip('torchmetrics.image.fid')
+    torch.manual_seed(1)
+    a, b = torch.randn(500, 5), torch.randn(500, 5) * 1.5 + 0.3
+    ref = tm._compute_fid(a.double().mean(0), torch.cov(a.double().T), b.double().mean(0), torch.cov(b.double().T))
+    assert frechet_distance(a, b) == pytest.approx(float(ref), rel=1e-4)
+
+def test_fid_score_real_vs_real_small_and_noise_large():
+    from imgcourse.resnet import resnet_mnist
+    torch.manual_seed(0)
+    clf = resnet_mnist().eval()
+    real = torch.randint(0, 256, (64, 1, 32, 32), dtype=torch.uint8)
+    fid = FIDScore(clf, (0.3, 0.35), real, bs=16)
+    assert fid.features(real.float() / 127.5 - 1).shape == (64, 64)
+    assert fid(real.float() / 127.5 - 1) == pytest.approx(0, abs=1e-3)
+    assert fid(torch.full((64, 1, 32, 32), -1.)) > 0
+    assert fid.classes(real.float() / 127.5 - 1).shape == (64,)
+
+def test_shipped_fid_classifier_loads():
+    clf, info = fid_classifier()
+    if clf is None: pytest.skip('no data/weights/fid_fashion_resnet.pth')
+    assert info['test_accuracy'] > 0.85 and len(info['stats']) == 2
+    assert clf(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+def test_no_none_columns_and_fids_recorded():
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (48, 1, 28, 28), dtype=torch.uint8)
+    dls = tensor_gan_dls(pad32(x), bs=8, device='cpu')
+    from imgcourse.resnet import resnet_mnist
+    fid = FIDScore(resnet_mnist().eval(), (0.3, 0.35), pad32(x[:16]))
+    grid = SampleGrid(n=2, fid=fid, n_fid=16)
+    g, c = wgan_models(32, n_channels=1, n_features=8, n_extra_layers=0)
+    learn = wgan_learner(dls, g, c, gp=10., cbs=grid)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-4, wd=0)
+    assert 'valid_loss' not in learn.recorder.metric_names
+    assert all(v is not None for v in learn.recorder.values[0])
+    assert len(grid.fids) == 1 and math.isfinite(grid.fids[0])
