@@ -145,9 +145,9 @@ def fashion_tensors(n:int|tuple|None=None, # random subset per split, or `(n_tra
     return (*res, L(FASHION_CLASSES))
 
 # %% ../nbs/01_resnet_mnist.ipynb #471bc340
-def fashion_aug(x:Tensor) -> Tensor:
-    "Pad-and-crop, then a random horizontal flip: the augmentation for Fashion-MNIST"
-    return rand_hflip(pad_crop(x))
+def fashion_aug(x:Tensor, pad:int=3) -> Tensor:
+    "Pad-and-crop by `pad` pixels (0: none), then a random horizontal flip: the augmentation for Fashion-MNIST"
+    return rand_hflip(pad_crop(x, pad=pad))
 
 # %% ../nbs/01_resnet_mnist.ipynb #a36098a6
 def wide_resnet(width:int=32, # channels of the first stage; later stages have 2x and 4x

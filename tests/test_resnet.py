@@ -235,3 +235,8 @@ def test_mnist_sample_stats(tensors):
     xt, *_ = tensors
     m, s = pixel_stats(xt)
     assert 0.1 < m < 0.16 and 0.28 < s < 0.34
+
+def test_fashion_aug_pad0_is_flip_only():
+    x = torch.randn(32, 1, 6, 6)
+    out = fashion_aug(x, pad=0)
+    assert all(torch.equal(a, b) or torch.equal(a, b.flip(-1)) for a, b in zip(out, x))
