@@ -70,9 +70,16 @@ def by_mode(quick, # the value in quick mode
     return quick
 
 # %% ../nbs/00_data.ipynb #9cc912ab
+class _StderrHandler(logging.StreamHandler):
+    "A handler that writes to whatever `sys.stderr` is when a message comes (a notebook's, a test's capture)"
+    @property
+    def stream(self): return sys.stderr
+    @stream.setter
+    def stream(self, v): pass
+
 log = logging.getLogger('imgcourse')
 if not log.handlers:
-    _h = logging.StreamHandler(sys.stderr)
+    _h = _StderrHandler()
     _h.setFormatter(logging.Formatter('imgcourse: %(message)s'))
     log.addHandler(_h)
     log.setLevel(logging.INFO)

@@ -19,7 +19,7 @@ SOURCES = ('MNIST:', 'Fashion-MNIST:', 'photos:', 'bedrooms:', 'upscaler:', 'cla
 def device_line():
     import torch
     if torch.cuda.is_available(): return f'GPU ({torch.cuda.get_device_name(0)})'
-    return f'CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads; {platform.processor() or platform.machine()})'
+    return f'CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})'
 
 def data_lines(nb):
     "The data sources the run said it used (imgcourse's `say` messages), in order, once each"

@@ -29,3 +29,13 @@ def write_photos(d, top:int=255, n:int=8):
 def photos(tmp_path):
     "Eight smooth random 64x80 RGB photos (PNG) in a folder."
     return write_photos(tmp_path/'photos')
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: long runs (full-mode code paths); run them with `pytest -m slow`')
+
+def pytest_collection_modifyitems(config, items):
+    "Slow tests run only when asked for with `-m slow`"
+    if 'slow' in (config.getoption('-m') or ''): return
+    skip = pytest.mark.skip(reason='slow: run with `pytest -m slow`')
+    for it in items:
+        if 'slow' in it.keywords: it.add_marker(skip)

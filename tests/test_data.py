@@ -491,3 +491,8 @@ def test_fashion_conversion_is_complete_and_keyed(no_debian, tmp_path):
     assert len(list((out/'training').rglob('*.png'))) == 20
     (out/'training'/'3'/'3.png').unlink(); (out/'.complete').unlink()
     assert get_fashion_mnist(src) == out and (out/'training'/'3'/'3.png').exists(), 'an interrupted conversion is finished'
+
+def test_say_writes_to_the_current_stderr(capsys):
+    "Messages reach whatever stderr is now (an executed notebook's, a test's), not the one at import time"
+    say('photos: where the data came from', once=False)
+    assert 'imgcourse: photos: where the data came from' in capsys.readouterr().err
