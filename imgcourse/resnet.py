@@ -4,6 +4,7 @@
 
 # %% ../nbs/01_resnet_mnist.ipynb #b1660e5d
 from __future__ import annotations
+import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import time, math, contextlib, logging
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F

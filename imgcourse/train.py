@@ -4,6 +4,7 @@
 
 # %% ../nbs/80_train.ipynb #be9ce928
 from __future__ import annotations
+import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import os, time, math, contextlib, logging, shutil
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
