@@ -4,6 +4,7 @@
 
 # %% ../nbs/05_wgan.ipynb #21e08b35
 from __future__ import annotations
+import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import warnings
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F

@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAD = '## Results: what each lesson shows'
 
 def text_of(o):
-    if o.get('output_type') == 'stream': return ''.join(o.get('text', ''))
-    return ''.join(o.get('data', {}).get('text/plain', ''))
+    "The text of an output: a stream's text, or a result's plain text (not a figure's repr)"
+    if o.get('output_type') == 'stream': return '' if o.get('name') == 'stderr' else ''.join(o.get('text', ''))
+    d = o.get('data', {})
+    return '' if 'image/png' in d else ''.join(d.get('text/plain', ''))
 
 def lesson_row(fn):
     nb = json.loads(fn.read_text())
