@@ -12,12 +12,12 @@ from torchvision.models import vgg16_bn, alexnet
 from fastai.vision.all import *
 from fastai.callback.hook import hook_outputs
 from .data import is_quick, by_mode, mode_note, say, tv_model, pretrained_ok, get_photos, image_files, load_rgb, PILImageRGB
-from .metrics import lpips_metric
+from .metrics import lpips_metric, heldout_eval, degrade, file_seed, sr_split
 
 # %% auto #0
 __all__ = ['gram_matrix', 'pool_relus', 'frozen', 'vgg_features', 'get_layer', 'n_hooks', 'FeatureHooks', 'FeatureLoss',
-           'lesson_feature_loss', 'FeatDist', 'StyleLoss', 'lesson_style_loss', 'stylise', 'patch_match_loss',
-           'PatchStyleLoss', 'TransformerNet', 'content_dls']
+           'lesson_feature_loss', 'FeatDist', 'lap_energy', 'sharpness_ratio', 'heldout_compare', 'StyleLoss',
+           'lesson_style_loss', 'stylise', 'patch_match_loss', 'PatchStyleLoss', 'TransformerNet', 'content_dls']
 
 # %% ../nbs/03_perceptual_loss.ipynb #5371d946
 def gram_matrix(x:Tensor, # activations, shape (n, c, h, w)
@@ -202,6 +202,53 @@ class FeatDist:
             return torch.stack([((unit(x) - unit(y))**2).sum(1).mean((1, 2)) for x, y in zip(fa, fb)]).sum(0).cpu()
 
     def remove(self): self.feats.remove()
+
+# %% ../nbs/03_perceptual_loss.ipynb #ee6e1ade
+def lap_energy(x:Tensor, # images (n, 3, h, w) or (3, h, w), in [0, 1]
+               border:int=4, # pixels dropped at each side (they have no neighbours to compare with)
+              ) -> Tensor:
+    "High-frequency energy: the mean squared 3x3 Laplacian of the grey image, one value per image"
+    if x.ndim == 3: x = x[None]
+    if x.ndim != 4: raise ValueError(f'lap_energy expects images (n, 3, h, w) or (3, h, w), got {tuple(x.shape)}')
+    k = torch.tensor([[0., 1, 0], [1, -4, 1], [0, 1, 0]], device=x.device).view(1, 1, 3, 3)
+    l = F.conv2d(x.float().mean(1, keepdim=True), k)
+    b = max(border - 1, 0)
+    return (l[..., b:l.shape[-2]-b, b:l.shape[-1]-b] if b else l).pow(2).mean((1, 2, 3))
+
+def sharpness_ratio(pred:Tensor, # output images, in [0, 1]
+                    targ:Tensor, # the original images, same shape
+                    border:int=4, # see `lap_energy`
+                   ) -> Tensor:
+    "Fine detail of `pred` relative to `targ`: 1 = as sharp as the target, below 1 blurrier, above 1 noisier"
+    if pred.shape != targ.shape: raise ValueError(f'shapes differ: {tuple(pred.shape)} and {tuple(targ.shape)}')
+    return lap_energy(pred, border) / lap_energy(targ, border).clamp_min(1e-12)
+
+# %% ../nbs/03_perceptual_loss.ipynb #e9c0874a
+def _crop(im, m):
+    w, h = im.size; cw, ch = min(w, m), min(h, m)
+    return im.crop(((w - cw)//2, (h - ch)//2, (w - cw)//2 + cw, (h - ch)//2 + ch))
+
+def heldout_compare(fns:dict, # name -> function from a (1, 3, h, w) bicubic-upsampled image in [0, 1] to its output (see `upscale_fn`)
+                    files=None, # photos no model was trained on (default: the held-out half of `sr_split()`)
+                    kind:str='lesson', # the degradation (see `degrade`)
+                    max_side:int|None=None, # centre-crop each photo to at most this many px a side
+                   ) -> pd.DataFrame:
+    "Bicubic and each model on held-out photos: PSNR-Y and SSIM from `heldout_eval`, and `sharpness_ratio` against the target"
+    files = list(files if files is not None else sr_split()[1])
+    if not files: raise ValueError('no held-out photos given')
+    targs = [degrade(_crop(load_rgb(f), max_side) if max_side else load_rgb(f), kind, seed=file_seed(f)) for f in files]
+    rows = {}
+    for name, fn in fns.items():
+        outs = []
+        def rec(x, fn=fn): o = fn(x); outs.append(o.float().clamp(0, 1).cpu()); return o
+        t = heldout_eval(rec, files, kinds=(kind,), max_side=max_side).iloc[0]
+        if not rows: rows['bicubic'] = {'PSNR-Y (dB)': t.bic_psnr_y, 'SSIM': t.bic_ssim,
+                                        'sharpness': np.mean([sharpness_ratio(i, g).item() for i, g in targs])}
+        rows[name] = {'PSNR-Y (dB)': t.psnr_y, 'SSIM': t.ssim,
+                      'sharpness': np.mean([sharpness_ratio(o[0], g).item() for o, (_, g) in zip(outs, targs)])}
+    res = pd.DataFrame(rows).T
+    res.attrs.update(kind=kind, n=len(files), max_side=max_side)
+    return res
 
 # %% ../nbs/03_perceptual_loss.ipynb #2af62417
 class StyleLoss(_HookedLoss):
