@@ -1,45 +1,57 @@
-"""Quality of the lesson's super-resolution U-Net against the same U-Net made residual (`make_residual`), trained the
-same way on the same photos, scored on the same held-out crops against bicubic upsampling.
+"""Super-resolution quality on photos no model here was trained on: `imgcourse.metrics.heldout_eval` (held-out half of
+data/sr_photos, split by source photo; clean bicubic x2/x4, the lesson's crappifier without and with its drawn number;
+PSNR-Y with the border shaved, PSNR-RGB, SSIM, colour shift) for bicubic, the shipped upscaler (`load_upscaler()`) and
+an `SRNet` trained here with `train_upscaler` (the recipe of `scripts/train_upscaler.py`). Prints one table per model,
+the wall time of training and evaluating, and the training command.
 
-Both models get the same encoder (pretrained if its weights can be had, else random: said on the log), the same
-seeded data, `fit_one_cycle(--epochs, --lr)` with `--steps` batches per epoch (small folders are repeated), and
-`sr_report` (MSE, PSNR, SSIM, and the same for bicubic). Prints one table and the wall time of each.
-Example (CPU, about 25 min on 2 busy cores):  python bench/sr_quality.py --size 64 --bs 8 --epochs 5 --steps 60
-Example (GPU):                                python bench/sr_quality.py --size 128 --bs 32 --epochs 10 --steps 200
+Example (CPU, about 2 min on 2 busy cores):  python bench/sr_quality.py --epochs 4 --steps 50
+Smoke run (seconds):                         python bench/sr_quality.py --epochs 1 --steps 2 --n-photos 1 --max-side 96
 """
-import argparse, math, os, time, warnings
+import argparse, json, os, time, warnings
 warnings.filterwarnings('ignore')
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch, pandas as pd
-from fastai.vision.all import resnet18, resnet34, set_seed
-from imgcourse.superres import sr_dls, sr_learner, make_residual
-from imgcourse.metrics import sr_report
+from imgcourse.data import data_dir
+from imgcourse.metrics import sr_split, heldout_eval, KINDS
+from imgcourse.superres import train_upscaler, load_upscaler, upscale_fn
 
-def main():
+COLS = ['bic_psnr_y', 'psnr_y', 'd_psnr_y', 'min_d_psnr_y', 'bic_ssim', 'ssim', 'd_ssim', 'bic_shift', 'shift', 'n']
+
+def main(args=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--path', default=None, help='folder of photos (default: get_photos())')
-    p.add_argument('--size', type=int, default=64); p.add_argument('--bs', type=int, default=8)
-    p.add_argument('--epochs', type=int, default=5); p.add_argument('--lr', type=float, default=1e-3)
-    p.add_argument('--steps', type=int, default=60, help='training batches per epoch')
-    p.add_argument('--valid-pct', type=float, default=0.2); p.add_argument('--arch', default='resnet34', choices=['resnet18', 'resnet34'])
+    p.add_argument('--photos', default=None, help='folder with split.json (default: data/sr_photos)')
+    p.add_argument('--weights', default=None, help='shipped weights (default: data/weights/upscaler.pth)')
+    p.add_argument('--epochs', type=int, default=4); p.add_argument('--steps', type=int, default=50, help='batches per epoch')
+    p.add_argument('--bs', type=int, default=16); p.add_argument('--size', type=int, default=96)
+    p.add_argument('--lr', type=float, default=2e-3)
+    p.add_argument('--n-photos', type=int, default=None, help='score only the first N held-out photos (default: all)')
+    p.add_argument('--max-side', type=int, default=None, help='centre-crop each held-out photo to this many px (default: whole)')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
-    a = p.parse_args()
+    a = p.parse_args(args)
     if a.threads: torch.set_num_threads(a.threads)
-    arch = {'resnet18': resnet18, 'resnet34': resnet34}[a.arch]
-    n_train = len(sr_dls(a.path, size=a.size, bs=a.bs, valid_pct=a.valid_pct, num_workers=0).train_ds)
-    rows = []
-    for residual in (False, True):
-        set_seed(42)
-        dls = sr_dls(a.path, size=a.size, bs=a.bs, valid_pct=a.valid_pct, num_workers=0, repeat=max(1, math.ceil(a.steps*a.bs/n_train)))
-        learn = sr_learner(dls, arch=arch, path='/tmp/imgcourse-sr-quality')
-        if residual: learn = make_residual(learn)
-        t = time.perf_counter()
-        with learn.no_bar(): learn.fit_one_cycle(a.epochs, a.lr)
-        secs = time.perf_counter() - t
-        r = sr_report(learn)
-        rows += [r.iloc[:1].assign(seconds=round(secs))] if residual else [r.iloc[:2].assign(seconds=[round(secs), 0])]
-    print(f'{a.arch} ({"pretrained" if learn.pretrained else "random"} encoder), {a.size} px, bs {a.bs}, '
-          f'{a.epochs} epochs x {len(dls.train)} batches, lr {a.lr:g}, {len(dls.valid_ds)} held-out photos')
-    print(pd.concat(rows).round(3).to_string())
+    train, held = sr_split(a.photos)
+    held = held[:a.n_photos] if a.n_photos else held
+    ev = lambda fn: heldout_eval(fn, held, kinds=KINDS, max_side=a.max_side)
+    print(f'held-out photos ({len(held)}): {", ".join(f.stem for f in held)}; trained on {len(train)} other source photos')
+
+    t = time.perf_counter(); shipped = ev(upscale_fn(load_upscaler(a.weights))); t_ev = time.perf_counter() - t
+    wfn = a.weights or data_dir()/'weights'/'upscaler.pth'
+    meta = json.loads(open(os.path.splitext(str(wfn))[0] + '.json').read()) if os.path.exists(os.path.splitext(str(wfn))[0] + '.json') else {}
+    t = time.perf_counter()
+    learn = train_upscaler(train, epochs=a.epochs, steps=a.steps, bs=a.bs, size=a.size, lr=a.lr)
+    t_tr = time.perf_counter() - t
+    fresh = ev(upscale_fn(learn.model))
+
+    print('\nPSNR-Y (dB) by degradation, higher is better:')
+    print(pd.DataFrame({'bicubic': shipped.bic_psnr_y, 'shipped': shipped.psnr_y, 'trained here': fresh.psnr_y}).round(3).to_string())
+    print('\nSSIM:')
+    print(pd.DataFrame({'bicubic': shipped.bic_ssim, 'shipped': shipped.ssim, 'trained here': fresh.ssim}).round(4).to_string())
+    for name, tb in (('shipped', shipped), ('trained here', fresh)):
+        print(f'\n{name}, full table:'); print(tb[COLS].round(3).to_string())
+    print(f'\nshipped: {meta.get("params", "?")} parameters, {meta.get("steps", "?")} steps, {meta.get("wall_s", "?")} s to train; '
+          f'made by: {meta.get("command", "python scripts/train_upscaler.py")}; scored in {t_ev:.0f} s')
+    print(f'trained here: {a.epochs*a.steps} steps (bs {a.bs}, {a.size} px) in {t_tr:.0f} s wall on {torch.get_num_threads()} threads; '
+          f'the same as: python scripts/train_upscaler.py --epochs {a.epochs} --steps {a.steps} --bs {a.bs} --size {a.size} --lr {a.lr:g}')
+    return shipped, fresh
 
 if __name__ == '__main__': main()
