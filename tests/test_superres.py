@@ -233,3 +233,22 @@ def test_cli_and_train_script(tmp_path):
     meta = __import__('json').loads((tmp_path/'u.json').read_text())
     assert meta['steps'] == 2 and meta['arch'] == dict(nf=8, nb=1, down=2) and 'wall_s' in meta
     assert isinstance(load_upscaler(out), SRNet)
+
+def test_residual_tiny_unet_starts_at_bicubic():
+    "The skip comparison's models: `GlobalResidual(TinyUnet(skips=...))` is the identity at init, with or without skips"
+    for skips in (True, False):
+        m = GlobalResidual(TinyUnet(skips=skips)).eval(); m.stats, m.multiple = None, 8
+        x = torch.rand(1, 3, 40, 56)
+        assert torch.equal(upscale_fn(m)(x), x)
+
+def test_bench_sr_quality_smoke():
+    "bench/sr_quality.py: heldout_eval for bicubic, the shipped upscaler and a freshly trained one, in seconds"
+    import subprocess, sys
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, 'CUDA_VISIBLE_DEVICES': '', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(root)}
+    r = subprocess.run([sys.executable, str(root/'bench'/'sr_quality.py'), '--epochs', '1', '--steps', '2', '--bs', '2',
+                        '--size', '48', '--n-photos', '1', '--max-side', '64', '--threads', '1'],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for s in ('PSNR-Y', 'bicubic', 'shipped', 'trained here', 'python scripts/train_upscaler.py --epochs 1 --steps 2', 'lesson+number'):
+        assert s in r.stdout, (s, r.stdout)
