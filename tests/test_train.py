@@ -1,7 +1,8 @@
 "The training kit's speed switches: a compiled Learner trains like an eager one, and every switch undoes."
 import logging
 import pytest, torch, torch.nn as nn
-from fastai.vision.all import Learner, CrossEntropyLossFlat, set_seed
+from pathlib import Path
+from fastai.vision.all import Learner, CrossEntropyLossFlat, set_seed, Callback, CancelFitException
 from imgcourse.train import *
 
 def tiny_dls(n=256, bs=32):
@@ -76,3 +77,31 @@ def test_repeat_dls_and_timers():
     assert time_learner(learn, steps=3, warmup=2) > 0
     assert learn.train_timer.warm_secs > 0 and learn.train_timer.n == 12
     assert time_loop(tiny_model(), RepeatDL(b, 6), steps=3, warmup=2, channels_last=True) > 0
+
+# checkpoints: never half-written, a damaged one named and passed over
+class _StopAfterFirstEpoch(Callback):
+    order = 70  # after `EpochCheckpoint` has saved the epoch
+    def after_epoch(self): raise CancelFitException()
+
+def test_fit_resumable_passes_over_a_damaged_checkpoint(tmp_path, caplog):
+    set_seed(0)
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with learn.no_bar(), learn.no_logging(): fit_resumable(learn, 3, 1e-2, fname='t', cbs=_StopAfterFirstEpoch())
+    good = checkpoints(learn, 't')[0]
+    bad = good.with_name('t_1.pth'); bad.write_bytes(good.read_bytes()[:100])  # a newer checkpoint, cut short by a kill
+    assert list(checkpoints(learn, 't')) == [0, 1]
+    with caplog.at_level(logging.WARNING, logger='imgcourse'), learn.no_bar(), learn.no_logging():
+        fit_resumable(learn, 3, 1e-2, fname='t')
+    assert 't_1.pth' in caplog.text and 'not a readable checkpoint' in caplog.text   # named
+    assert (tmp_path/'models'/'t_1.corrupt').exists()                                   # set aside, not deleted
+    assert list(checkpoints(learn, 't')) == [2]                                          # resumed from epoch 0's, finished
+    assert not list((tmp_path/'models').glob('.*.part'))                                 # no temporary files left
+
+def test_save_atomic_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    f = save_atomic(learn, 'm', with_opt=False); before = f.read_bytes()
+    import imgcourse.train as T
+    def boom(fn, *a, **k): Path(fn).write_bytes(b'half'); raise KeyboardInterrupt
+    monkeypatch.setattr(T, 'save_model', boom)
+    with pytest.raises(KeyboardInterrupt): save_atomic(learn, 'm', with_opt=False)
+    assert f.read_bytes() == before and not list(f.parent.glob('.*.part'))
