@@ -177,3 +177,28 @@ def test_lesson_losses_use_lessons_layers():
     assert lesson_feature_loss(pretrained=False).layer_ids == (22, 32, 42)
     sl = lesson_style_loss(torch.rand(1, 3, 32, 32), pretrained=False)
     assert list(sl.content_ids) == [12] and list(sl.style_ids) == [5, 12, 22, 32]
+
+def _blur(x, k): return F.avg_pool2d(F.pad(x, [k//2]*4, mode='reflect'), k, stride=1)
+
+def test_sharpness_ratio_orders_blur():
+    torch.manual_seed(0)
+    im = torch.rand(2, 3, 40, 40)
+    test = sharpness_ratio(im, im)
+    assert torch.allclose(test, torch.ones(2))
+    r3, r5 = sharpness_ratio(_blur(im, 3), im), sharpness_ratio(_blur(im, 5), im)
+    assert (r3 < 1).all() and (r5 < r3).all()
+    assert (sharpness_ratio(im + 0.2*torch.randn_like(im), im) > 1).all()   # noise adds fine "detail"
+    assert lap_energy(im[0]).shape == (1,)                                    # one image (3, h, w) works
+    with pytest.raises(ValueError, match='shapes differ'): sharpness_ratio(im, im[:1])
+    with pytest.raises(ValueError, match='expects images'): lap_energy(torch.rand(4, 4))
+
+def test_heldout_compare_identity_is_bicubic():
+    from imgcourse.metrics import sr_split
+    files = sr_split()[1][:1]
+    t = heldout_compare({'same': lambda x: x, 'flat': lambda x: torch.full_like(x, 0.5)}, files, max_side=48)
+    assert list(t.index) == ['bicubic', 'same', 'flat'] and list(t.columns) == ['PSNR-Y (dB)', 'SSIM', 'sharpness']
+    assert math.isclose(t.loc['same', 'PSNR-Y (dB)'], t.loc['bicubic', 'PSNR-Y (dB)'])
+    assert math.isclose(t.loc['same', 'sharpness'], t.loc['bicubic', 'sharpness'])
+    assert t.loc['flat', 'sharpness'] < 1e-6 and t.loc['flat', 'SSIM'] < t.loc['bicubic', 'SSIM']
+    assert t.attrs['n'] == 1
+    with pytest.raises(ValueError, match='no held-out'): heldout_compare({'same': lambda x: x}, [])
