@@ -22,7 +22,7 @@ def text_of(o):
 
 def lesson_row(fn):
     nb = json.loads(fn.read_text())
-    rec = re.search(r'\*\*Outputs in this copy:\*\* (\w+) mode, ([\d.]+) min wall time on (.*?), (\d{4}-\d\d-\d\d)', ''.join(nb['cells'][0]['source']))
+    rec = re.search(r'\*\*Outputs in this copy:\*\* (\w+) mode, ([\d.]+) min wall time on (.*?), (\d{4}-\d\d-\d\d)([^.]*)', ''.join(nb['cells'][0]['source']))
     title = ''.join(nb['cells'][0]['source']).splitlines()[0].lstrip('# ').strip()
     cap = key = png = None
     for c in nb['cells']:
@@ -40,7 +40,7 @@ def lesson_row(fn):
         img.parent.mkdir(parents=True, exist_ok=True)
         img.write_bytes(base64.b64decode(png if isinstance(png, str) else ''.join(png)))
     return dict(nb=fn.name, title=title, mode=rec and rec.group(1), minutes=rec and rec.group(2), device=rec and rec.group(3),
-                date=rec and rec.group(4), caption=cap, key=key, img=img and img.relative_to(ROOT).as_posix())
+                date=rec and rec.group(4), busy=rec and ('busy' in rec.group(5)), caption=cap, key=key, img=img and img.relative_to(ROOT).as_posix())
 
 def main():
     rows = [lesson_row(f) for f in sorted((ROOT/'nbs').glob('0[1-9]_*.ipynb'))]
@@ -50,7 +50,7 @@ def main():
              'says which mode, data and machine produced them. Regenerate them all with `python scripts/run_lessons.py`.', '',
              '| notebook | mode | wall time | key result |', '|---|---|---|---|']
     for r in rows:
-        t = f"{r['minutes']} min on {r['device']}" if r['minutes'] else 'no committed run'
+        t = f"{r['minutes']} min on {r['device']}" + (' (a busy machine)' if r['busy'] else '') if r['minutes'] else 'no committed run'
         lines.append(f"| `{r['nb']}` | {r['mode'] or '-'} | {t} | {r['key'] or '-'} |")
     for r in rows:
         if r['img']: lines += ['', f"**{r['title']}**: {r['caption']}", '', f"![{r['caption']}]({r['img']})"]

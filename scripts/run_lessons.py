@@ -34,12 +34,13 @@ def data_lines(nb):
                     if s not in seen: seen.append(s)
     return seen
 
-def stamp(nb, mode, secs, device, data):
+def stamp(nb, mode, secs, device, data, load=None):
     "Put the run record at the end of the first (title) cell, replacing an older one"
     c = nb['cells'][0]
     src = ''.join(c['source']).split('\n\n' + MARK)[0].rstrip()
     when = datetime.date.today().isoformat()
-    rec = (f"\n\n{MARK} {mode} mode, {secs/60:.1f} min wall time on {device}, {when}. "
+    busy = f' (the machine was busy with other work: load average {load:.1f} when the run started)' if load is not None and load > 1 else ''
+    rec = (f"\n\n{MARK} {mode} mode, {secs/60:.1f} min wall time on {device}, {when}{busy}. "
            f"Data: {'; '.join(data) if data else 'see the cells below'}. "
            f"Regenerate with `python scripts/run_lessons.py {Path(nb['_name']).stem} --mode {mode}`.")
     c['source'] = (src + rec).splitlines(keepends=True)
@@ -59,7 +60,7 @@ def main():
     for src in nbs:
         with tempfile.TemporaryDirectory() as d:
             out = Path(d)/src.name
-            t0 = time.time()
+            t0, l0 = time.time(), os.getloadavg()[0]
             try: run_notebook(src, out, mode=a.mode)
             except BaseException as e:
                 print(f'{src.name}: FAILED after {time.time()-t0:.0f}s ({type(e).__name__}: {e}); nbs/ left unchanged', file=sys.stderr)
@@ -68,7 +69,7 @@ def main():
                 continue
             secs = time.time() - t0
             nb = json.loads(out.read_text()); nb['_name'] = src.name
-            stamp(nb, a.mode, secs, dev, data_lines(nb)); del nb['_name']
+            stamp(nb, a.mode, secs, dev, data_lines(nb), l0); del nb['_name']
             tmp = src.with_name(f'.{src.name}.part')
             tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n'); os.replace(tmp, src)
             print(f'{src.name}: {a.mode} mode, {secs/60:.1f} min; outputs written to {src}')
