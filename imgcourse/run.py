@@ -6,7 +6,7 @@
 __all__ = ['find_notebook', 'clean_streams', 'check_writable', 'run_notebook', 'lesson']
 
 # %% ../nbs/90_run.ipynb #766c4e4a
-import os, re, sys, time, logging
+import os, re, sys, time, logging, contextlib
 from pathlib import Path
 from fastcore.script import call_parse
 from .data import data_dir, say, MODES, sigterm_as_interrupt
@@ -92,7 +92,7 @@ def run_notebook(src, # notebook to run
     src, dest = Path(src).resolve(), check_writable(dest)
     old = os.environ.get('IMGCOURSE_MODE')
     os.environ['IMGCOURSE_MODE'] = mode  # notebooks read the mode each time they ask for it
-    nb, cwd, t0 = read_nb(src), os.getcwd(), time.time()
+    nb, cwd, t0, err = read_nb(src), os.getcwd(), time.time(), sys.stderr  # `err`: the caller's stderr, before any cell captures it
     n, done = sum(c.cell_type == 'code' for c in nb.cells), 0
     try:
         os.chdir(src.parent)
@@ -108,8 +108,9 @@ def run_notebook(src, # notebook to run
     except BaseException as e:
         os.chdir(cwd)
         how = 'was stopped' if isinstance(e, KeyboardInterrupt) else f'stopped with {type(e).__name__}'
-        if _save(nb, dest): say(f'{src.name} {how} at code cell {done}/{n}; the notebook up to there, with its outputs, is in {dest}', once=False)
-        else: say(f'{src.name} {how} at code cell {done}/{n}, and the executed notebook could not be saved (see above)', logging.WARNING, once=False)
+        with contextlib.redirect_stderr(err):  # an interrupted cell may still hold stderr captured: speak to the caller
+          if _save(nb, dest): say(f'{src.name} {how} at code cell {done}/{n}; the notebook up to there, with its outputs, is in {dest}', once=False)
+          else: say(f'{src.name} {how} at code cell {done}/{n}, and the executed notebook could not be saved (see above)', logging.WARNING, once=False)
         raise
     finally:
         os.chdir(cwd)
