@@ -5,7 +5,7 @@
 # %% ../nbs/05_wgan.ipynb #21e08b35
 from __future__ import annotations
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
-import warnings
+import warnings, math
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.vision.all import *
@@ -34,7 +34,11 @@ def gan_dls(path=None, # folder of real images (default: `get_bedrooms()`)
             **kwargs) -> DataLoaders:
     "DataLoaders of (noise, real image) pairs for a GAN from a folder of images, normalised to [-1, 1]"
     path = Path(path or get_bedrooms())
-    files = image_files(path)[:n_items] * repeat
+    files = image_files(path)[:n_items]
+    if len(files) * repeat < bs:  # a folder smaller than one batch would give epochs of no batches at all
+        repeat = math.ceil(bs / len(files))
+        say(f'{path}: {len(files)} images is less than one batch of {bs}; each is used {repeat} times per epoch (with different random crops)')
+    files = files * repeat
     tfm = Resize(size, ResizeMethod.Crop) if min_scale >= 1 else RandomCropLast(size, min_scale=min_scale, ratio=(1, 1))
     dblock = DataBlock(blocks=(TransformBlock, ImageBlock(cls=PILImageRGB)),
                        get_x=partial(generate_noise, size=n_noise), get_items=lambda _: files,
