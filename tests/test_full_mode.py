@@ -34,7 +34,9 @@ RUNNER = textwrap.dedent('''
     _fit = _fl.Learner.fit
     def _short_fit(self, *a, cbs=None, **k):
         from fastcore.all import L
-        return _fit(self, *a, cbs=L(cbs) + [_TwoBatches()], **k)
+        cbs = L(cbs)
+        if any(type(c).__name__ == 'LRFinder' for c in cbs): return _fit(self, *a, cbs=cbs, **k)  # lr_find needs its own batches
+        return _fit(self, *a, cbs=cbs + [_TwoBatches()], **k)
     _fl.Learner.fit = _short_fit
     """
     src = Path(sys.argv[1]); os.chdir(src.parent)
