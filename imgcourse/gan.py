@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_gan_superres.ipynb #8719d4c8
 from __future__ import annotations
+import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import os, math
 from functools import partial
 from pathlib import Path

@@ -4,6 +4,7 @@
 
 # %% ../nbs/03_perceptual_loss.ipynb #0b80b859
 from __future__ import annotations
+import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import math, weakref, logging
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F

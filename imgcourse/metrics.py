@@ -4,6 +4,7 @@
 
 # %% ../nbs/81_metrics.ipynb #ea1f8517
 from __future__ import annotations
+import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import math, io, json, random, hashlib
 from pathlib import Path
 import numpy as np

@@ -4,6 +4,7 @@
 
 # %% ../nbs/02_unet_superres.ipynb #5ea0cbb6
 from __future__ import annotations
+import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import math, logging, hashlib, time, json, random, argparse
 from functools import partial
 from pathlib import Path
