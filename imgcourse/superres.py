@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from torch import nn
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, ImageFilter
 from fastcore.all import L, ifnone, store_attr, IN_NOTEBOOK
 from fastai.vision.all import (DataBlock, ImageBlock, RandomSplitter, Resize, aug_transforms, Normalize, imagenet_stats,
                                unet_learner, resnet34, NormType, MSELossFlat, ConvLayer, PixelShuffle_ICNR, SigmoidRange,
@@ -214,6 +214,7 @@ def sr_learner(dls:DataLoaders, # from `sr_dls`
                wd:float=1e-3, # weight decay
                y_range:tuple=(-3., 3.), # output range, in normalised units
                path=None, # where `models/` (checkpoints) go (default: `cache_dir()/'superres'`)
+               fast:bool|None=None, # `fast_path` without compiling (channels_last; bf16 if `precision` is None and the CPU has AMX); None: in the CPU mode on a CPU
                **kwargs, # passed to `unet_learner` (cbs, opt_func, ...)
               ):
     "The lesson's super-resolution U-Net: `unet_learner` with blur, weight norm, self-attention, `y_range`, MSE"
@@ -223,7 +224,9 @@ def sr_learner(dls:DataLoaders, # from `sr_dls`
                          self_attention=True, y_range=y_range, loss_func=ifnone(loss_func, MSELossFlat()),
                          wd=wd, metrics=list(metrics or []), path=Path(path or cache_dir()/'superres'), **kwargs)
     learn.pretrained, learn.arch_name = pretrained, getattr(arch, '__name__', str(arch))
-    return set_precision(learn, precision)
+    set_precision(learn, precision)
+    if ifnone(fast, mode() == 'cpu' and default_device().type == 'cpu'): fast_path(learn, compile=False, bf16=None if precision is None else False)
+    return learn
 
 # %% ../nbs/02_unet_superres.ipynb #eeaae886
 def repeat_for(n_train:int, # training images in the folder
@@ -300,7 +303,7 @@ class SRNet(Module):
         return (xp + F.pixel_shuffle(self.tail(f + self.body(f)), d))[..., :h, :w]
 
 # %% ../nbs/02_unet_superres.ipynb #4f1a7f3e
-TRAIN_MIX = {'x2': 0.3, 'x3': 0.15, 'x4': 0.25, 'lesson': 0.3}  # how often each degradation is drawn for training
+TRAIN_MIX = {'x2': 0.35, 'x3': 0.15, 'x4': 0.25, 'lesson': 0.25}  # how often each degradation is drawn for training
 
 def degrade_crop(crop:Image.Image, kind:str, rng) -> Image.Image:
     "Degrade a training crop; 'lesson' on a crop shrinks it by a random factor in [2, 6] (a crop is smaller than a photo)"
@@ -311,10 +314,12 @@ def degrade_crop(crop:Image.Image, kind:str, rng) -> Image.Image:
 _FLIPS = [Image.FLIP_LEFT_RIGHT, Image.FLIP_TOP_BOTTOM, Image.ROTATE_90, Image.ROTATE_180, Image.ROTATE_270, Image.TRANSPOSE, Image.TRANSVERSE]
 
 class UpscaleCrops(torch.utils.data.Dataset):
-    "`n` random `size` px crops of `files`, rescaled, flipped and degraded: items `(bicubic input, target)` in [0, 1]"
-    def __init__(self, files, n:int, size:int=96, mix:dict=TRAIN_MIX, fixed:bool=False, seed:int=0):
+    "`n` random `size` px crops of `files`, rescaled, flipped, sometimes softened, and degraded: items `(bicubic input, target)` in [0, 1]"
+    def __init__(self, files, n:int, size:int=96, mix:dict=TRAIN_MIX, fixed:bool=False, seed:int=0,
+                 soft:float=0.25, # share of crops blurred a little before degrading: photos whose detail is soft to begin with
+                ):
         self.ims = [load_rgb(f) for f in files]
-        self.n, self.size, self.fixed, self.seed, self.mix = n, size, fixed, seed, mix
+        self.n, self.size, self.fixed, self.seed, self.mix, self.soft = n, size, fixed, seed, mix, soft
     def __len__(self): return self.n
     def __getitem__(self, i):
         rng = random.Random(self.seed*100003 + i) if self.fixed else random
@@ -323,6 +328,7 @@ class UpscaleCrops(torch.utils.data.Dataset):
         x0, y0 = rng.randint(0, im.width - c), rng.randint(0, im.height - c)
         crop = im.crop((x0, y0, x0 + c, y0 + c)).resize((s, s), Image.LANCZOS)
         if (t := rng.randrange(8)): crop = crop.transpose(_FLIPS[t - 1])
+        if rng.random() < self.soft: crop = crop.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.5)))
         kind = rng.choices(list(self.mix), list(self.mix.values()))[0]
         return im2t(degrade_crop(crop, kind, rng)), im2t(crop)
 
@@ -331,28 +337,31 @@ def charbonnier(pred, targ, eps:float=1e-3):
     "A smooth L1 loss, sqrt(d^2 + eps^2): L1 keeps edges sharper than MSE (as in EDSR), and is smooth at 0"
     return torch.sqrt((pred - targ).pow(2) + eps*eps).mean()
 
-def upscaler_dls(files, bs:int=16, steps:int=100, size:int=96, n_valid:int=64, mix:dict=TRAIN_MIX) -> DataLoaders:
+def upscaler_dls(files, bs:int=16, steps:int=100, size:int=96, n_valid:int=64, mix:dict=TRAIN_MIX, soft:float=0.25) -> DataLoaders:
     "DataLoaders of random degraded crops of `files`: `steps` batches an epoch; a fixed validation set of crops (training photos)"
     from fastai.data.load import DataLoader
-    trn, val = UpscaleCrops(files, bs*steps, size, mix), UpscaleCrops(files, n_valid, size, mix, fixed=True, seed=1)
+    trn, val = UpscaleCrops(files, bs*steps, size, mix, soft=soft), UpscaleCrops(files, n_valid, size, mix, fixed=True, seed=1, soft=soft)
     return DataLoaders(DataLoader(trn, bs=bs, drop_last=True, num_workers=0), DataLoader(val, bs=bs, num_workers=0))
 
 # %% ../nbs/02_unet_superres.ipynb #6ff1ad6d
 def train_upscaler(files=None, # training photos (default: the training half of `sr_split()`)
-                   epochs:int=30, steps:int=100, bs:int=16, size:int=96, lr:float=2e-3,
+                   epochs:int=60, steps:int=100, bs:int=16, size:int=96, lr:float=1e-3,
                    nf:int=48, nb:int=8, down:int=2, # `SRNet`'s shape
                    seed:int=0,
+                   bf16:bool=False, # bf16 autocast: several times faster on CPUs with AMX and on GPUs; the shipped weights were trained in fp32
+                   soft:float=0.25, # share of training crops softened first (see `UpscaleCrops`)
                   ) -> Learner:
     "The recipe that made the shipped upscaler: an `SRNet` trained with Adam, one-cycle and `charbonnier` on `upscaler_dls`"
     random.seed(seed); torch.manual_seed(seed)
-    dls = upscaler_dls(files if files is not None else sr_split()[0], bs=bs, steps=steps, size=size)
+    dls = upscaler_dls(files if files is not None else sr_split()[0], bs=bs, steps=steps, size=size, soft=soft)
     learn = Learner(dls, SRNet(nf, nb, down), loss_func=charbonnier, metrics=[partial(psnr, stats=None)])
     learn.arch = dict(nf=nf, nb=nb, down=down)
+    fast_path(learn, compile=False, bf16=bf16)  # channels_last (and bf16 if asked); says what it chose
     with learn.no_bar(): learn.fit_one_cycle(epochs, lr)
     return learn
 
 # %% ../nbs/02_unet_superres.ipynb #24d8dc4f
-UPSCALER_CMD = 'python scripts/train_upscaler.py'
+UPSCALER_CMD = 'python scripts/train_upscaler.py --bf16'
 
 def save_upscaler(model:SRNet, fn, **meta):
     "Save `model`'s weights to `fn` (atomically) and its shape plus `meta` to `fn` with a .json suffix"

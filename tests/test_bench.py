@@ -23,6 +23,18 @@ def test_bench_superres():
                 '--steps', '2', '--warmup', '1', '--only', 'loop,learner,learner+speed')
     assert 'x of the loop' in out and 'learner+speed' in out, out
 
+def test_bench_superres_srnet():
+    "The CPU mode's model: `SRNet` with `charbonnier`, the fast path with bf16 forced on (any CPU can run bf16 autocast)"
+    out = bench('bench_superres.py', '--device', 'cpu', '--threads', '1', '--model', 'srnet', '--bs', '2', '--size', '32',
+                '--steps', '2', '--warmup', '1', '--only', 'loop,learner,fast_path', '--fast-bf16', 'yes', '--backend', 'eager')
+    assert out.startswith('SRNet') and 'fast_path' in out and 'x of the loop' in out, out
+
+def test_bench_prints_no_warnings():
+    "The scripts import the data layer first, so fastai's known import warning is filtered before it fires"
+    r = subprocess.run([sys.executable, str(ROOT/'bench'/'bench_resnet.py'), '--help'], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, 'PYTHONPATH': str(ROOT)}, timeout=120)
+    assert r.returncode == 0 and 'Warning' not in r.stderr, r.stderr
+
 def test_bench_losses():
     out = bench('bench_losses.py', '--device', 'cpu', '--arch', 'resnet18', '--bs', '2', '--size', '32', '--steps', '2',
                 '--warmup', '1', '--feat', 'quick', '--precision', 'fp32', '--threads', '1')
@@ -33,3 +45,7 @@ def test_bench_has_no_timer_of_its_own():
     for f in (ROOT/'bench').glob('bench_*.py'):
         s = f.read_text()
         assert 'synchronize' not in s and 'class Timer' not in s and 'def sync' not in s, f.name
+
+def test_sr_robustness_smoke():
+    out = bench('sr_robustness.py', '--max-side', '48', '--scales', '2', '--filters', 'bicubic,box', '--threads', '1')
+    assert 'held-out photos' in out and 'box' in out and 'd_psnr_y' in out, out

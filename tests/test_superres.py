@@ -252,3 +252,13 @@ def test_bench_sr_quality_smoke():
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for s in ('PSNR-Y', 'bicubic', 'shipped', 'trained here', 'python scripts/train_upscaler.py --epochs 1 --steps 2', 'lesson+number'):
         assert s in r.stdout, (s, r.stdout)
+
+def test_upscale_crops_soft_targets_are_softer():
+    "`soft=1` blurs every training target a little (photos whose detail is soft to begin with); the pairs stay aligned"
+    from imgcourse.losses import lap_energy
+    files = sr_split()[0][:3]
+    sharp, soft = (UpscaleCrops(files, 16, 64, fixed=True, soft=s) for s in (0., 1.))
+    e = lambda ds: sum(lap_energy(ds[i][1][None]).item() for i in range(len(ds)))
+    assert e(soft) < 0.8*e(sharp)
+    x, y = soft[0]
+    assert x.shape == y.shape == (3, 64, 64) and 0 <= x.min() and x.max() <= 1
