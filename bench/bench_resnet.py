@@ -16,6 +16,7 @@ Overhead per batch, where it dominates (tiny model, small batch):
     python bench/bench_resnet.py --widths 2,2,2,2 --bs 16 --steps 200 --paths fast,learner,loop
 """
 import argparse, os, time, platform
+import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import torch
 from fastai.vision.all import Learner, CrossEntropyLossFlat, defaults, default_device
 from imgcourse.data import get_mnist, get_fashion_mnist, FASHION_SRC

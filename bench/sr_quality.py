@@ -7,9 +7,9 @@ the wall time of training and evaluating, and the training command.
 Example (CPU, about 2 min on 2 busy cores):  python bench/sr_quality.py --epochs 4 --steps 50
 Smoke run (seconds):                         python bench/sr_quality.py --epochs 1 --steps 2 --n-photos 1 --max-side 96
 """
-import argparse, json, os, time, warnings
-warnings.filterwarnings('ignore')
+import argparse, json, os, time
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import torch, pandas as pd
 from imgcourse.data import data_dir
 from imgcourse.metrics import sr_split, heldout_eval, KINDS

@@ -286,13 +286,16 @@ def fast_learner(dls:DataLoaders, # e.g. from `fast_dls`
                  opt_func=fast_adam, # default: fused AdamW with fastai's defaults
                  progress_every:int=50, # read the loss for the progress bar every this many batches
                  cbs=None, # more callbacks
+                 fast:bool|None=None, # `fast_path` without compiling (channels_last; bf16 if `precision` is 'auto' and the CPU has AMX); None: in the CPU mode on a CPU
                  **kwargs # passed to `Learner`
                 ) -> FastLearner:
     "A `FastLearner` with a lean callback set (`TrainEvalCallback`, `Recorder`, `LeanProgress`), fused Adam and `precision`"
     cbs = [TrainEvalCallback(), LeanRecorder(), LeanProgress(progress_every)] + L(cbs)
     learn = FastLearner(dls, model, loss_func=ifnone(loss_func, FastCE()), opt_func=opt_func, metrics=metrics,
                         cbs=cbs, default_cbs=False, **kwargs)
-    return set_precision(learn, None if precision == 'auto' else precision)
+    set_precision(learn, None if precision == 'auto' else precision)
+    if ifnone(fast, mode() == 'cpu' and _device(learn).type == 'cpu'): fast_path(learn, compile=False, bf16=None if precision == 'auto' else False)
+    return learn
 
 # %% ../nbs/80_train.ipynb #fbcd6825
 def checkpoints(learn, # a `Learner`

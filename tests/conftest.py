@@ -4,7 +4,8 @@ from PIL import Image
 
 @pytest.fixture(autouse=True)
 def offline_env(monkeypatch, tmp_path):
-    "Downloads off, imgcourse's and fastai's caches in a temporary folder."
+    "Downloads off, imgcourse's and fastai's caches in a temporary folder, quick mode (the same sizes and paths on any machine)."
+    monkeypatch.setenv('IMGCOURSE_MODE', 'quick')
     monkeypatch.setenv('IMGCOURSE_OFFLINE', '1')
     monkeypatch.setenv('IMGCOURSE_CACHE', str(tmp_path/'cache'))
     monkeypatch.setenv('FASTAI_HOME', str(tmp_path/'fastai'))

@@ -28,6 +28,7 @@ def test_mode(monkeypatch, env, in_test, gpu, expect):
 
 @pytest.mark.parametrize('var,val', [('IMGCOURSE_MODE', 'fast'), ('IMGCOURSE_QUICK', 'maybe'), ('IMGCOURSE_OFFLINE', 'maybe')])
 def test_junk_switches_are_named(monkeypatch, var, val):
+    monkeypatch.delenv('IMGCOURSE_MODE')  # conftest's quick mode would hide IMGCOURSE_QUICK
     monkeypatch.setenv(var, val)
     with pytest.raises(ValueError, match=var): mode() if var != 'IMGCOURSE_OFFLINE' else offline()
 

@@ -105,3 +105,15 @@ def test_save_atomic_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch)
     monkeypatch.setattr(T, 'save_model', boom)
     with pytest.raises(KeyboardInterrupt): save_atomic(learn, 'm', with_opt=False)
     assert f.read_bytes() == before and not list(f.parent.glob('.*.part'))
+
+def test_cpu_mode_takes_the_fast_path(monkeypatch):
+    "In the CPU mode on a CPU, `fast_learner` is channels_last (bf16 only where the CPU has AMX and precision was left to the policy)"
+    monkeypatch.setenv('IMGCOURSE_MODE', 'cpu')
+    learn = fast_learner(tiny_dls(), tiny_model())
+    assert hasattr(learn, 'channels_last') and not hasattr(learn, 'compiled_train')
+    assert hasattr(learn, 'bf16') == cpu_bf16()
+    train(learn, 2)
+    assert not hasattr(fast_learner(tiny_dls(), tiny_model(), precision='fp32'), 'bf16')  # an explicit precision wins
+    assert not hasattr(fast_learner(tiny_dls(), tiny_model(), fast=False), 'channels_last')
+    monkeypatch.setenv('IMGCOURSE_MODE', 'quick')
+    assert not hasattr(fast_learner(tiny_dls(), tiny_model()), 'channels_last')
