@@ -151,6 +151,7 @@ def _generator(m):
     m = getattr(m, 'model', m)
     return getattr(m, 'generator', m)
 
+# %% ../nbs/04_gan_superres.ipynb #7b258dbc
 def critic_accuracy(crit:nn.Module, # the critic: one logit per patch, > 0 means "original"
                     gen:nn.Module, # the generator
                     batches:list, # (input, target) pairs, ImageNet-normalised
@@ -169,6 +170,7 @@ def critic_accuracy(crit:nn.Module, # the critic: one logit per patch, > 0 means
     finally: crit.train(was[0]); gen.train(was[1])
     return right / max(n, 1)
 
+# %% ../nbs/04_gan_superres.ipynb #85bc6e38
 class GenSnapshots(Callback):
     "After every epoch: save the generator's weights (a state dict, `{fname}_{n}.pth`) and score it on the same held-out images"
     order = 70  # after the Recorder has logged the epoch
