@@ -214,7 +214,7 @@ def sr_learner(dls:DataLoaders, # from `sr_dls`
                wd:float=1e-3, # weight decay
                y_range:tuple=(-3., 3.), # output range, in normalised units
                path=None, # where `models/` (checkpoints) go (default: `cache_dir()/'superres'`)
-               fast:bool|None=None, # `fast_path` without compiling (channels_last; bf16 if `precision` is None and the CPU has AMX); None: in the CPU mode on a CPU
+               fast:bool=False, # channels_last (`fast_path` without compiling, in `precision`)
                **kwargs, # passed to `unet_learner` (cbs, opt_func, ...)
               ):
     "The lesson's super-resolution U-Net: `unet_learner` with blur, weight norm, self-attention, `y_range`, MSE"
@@ -225,7 +225,7 @@ def sr_learner(dls:DataLoaders, # from `sr_dls`
                          wd=wd, metrics=list(metrics or []), path=Path(path or cache_dir()/'superres'), **kwargs)
     learn.pretrained, learn.arch_name = pretrained, getattr(arch, '__name__', str(arch))
     set_precision(learn, precision)
-    if ifnone(fast, mode() == 'cpu' and default_device().type == 'cpu'): fast_path(learn, compile=False, bf16=None if precision is None else False)
+    if fast: fast_path(learn, compile=False, bf16=False)  # off by default: on a CPU it changed this U-Net's training for the worse
     return learn
 
 # %% ../nbs/02_unet_superres.ipynb #eeaae886

@@ -1,5 +1,6 @@
 """The full-mode code paths on a CPU, on demand: every lesson notebook runs top to bottom with `IMGCOURSE_MODE=full`
-(the lesson's sizes, models and schedules) but with every fastai epoch cut to two training and two validation batches.
+(the lesson's sizes, models and schedules) but with every fastai epoch cut to two training and two validation batches,
+and the held-out evaluation cut to the centre 96 px of two photos.
 
     pytest -m slow tests/test_full_mode.py          # all lessons (tens of minutes on 2 cores)
     pytest -m slow tests/test_full_mode.py -k 05    # one
@@ -38,6 +39,11 @@ RUNNER = textwrap.dedent('''
         if any(type(c).__name__ == 'LRFinder' for c in cbs): return _fit(self, *a, cbs=cbs, **k)  # lr_find needs its own batches
         return _fit(self, *a, cbs=cbs + [_TwoBatches()], **k)
     _fl.Learner.fit = _short_fit
+    import imgcourse.metrics as _m  # before any lesson module binds it: score 2 held-out photos, centre 96 px
+    _heldout_eval = _m.heldout_eval
+    def _small_eval(fn, files=None, kinds=_m.KINDS, max_side=None):
+        return _heldout_eval(fn, list(files if files is not None else _m.sr_split()[1])[:2], kinds, max_side=96)
+    _m.heldout_eval = _small_eval
     """
     src = Path(sys.argv[1]); os.chdir(src.parent)
     nb = read_nb(src); sh = CaptureShell(src)
