@@ -22,9 +22,9 @@ from .metrics import *
 from .data import to_rgb  # the data layer's safe conversion, for images already in memory
 
 # %% auto #0
-__all__ = ['TRAIN_MIX', 'UPSCALER_CMD', 'sr_files', 'crappy_dir', 'sr_dls', 'conv_block', 'TinyUnet', 'upscale_fn', 'upscale',
-           'sr_learner', 'repeat_for', 'zero_last_conv', 'GlobalResidual', 'make_residual', 'SRBlock', 'SRNet',
-           'degrade_crop', 'UpscaleCrops', 'charbonnier', 'upscaler_dls', 'train_upscaler', 'save_upscaler',
+__all__ = ['TRAIN_MIX', 'SOFT', 'UPSCALER_CMD', 'sr_files', 'crappy_dir', 'sr_dls', 'conv_block', 'TinyUnet', 'upscale_fn',
+           'upscale', 'sr_learner', 'repeat_for', 'zero_last_conv', 'GlobalResidual', 'make_residual', 'SRBlock',
+           'SRNet', 'degrade_crop', 'UpscaleCrops', 'charbonnier', 'upscaler_dls', 'train_upscaler', 'save_upscaler',
            'load_upscaler', 'upscale_cli']
 
 # %% ../nbs/02_unet_superres.ipynb #c28c237f
@@ -304,6 +304,7 @@ class SRNet(Module):
 
 # %% ../nbs/02_unet_superres.ipynb #4f1a7f3e
 TRAIN_MIX = {'x2': 0.35, 'x3': 0.15, 'x4': 0.25, 'lesson': 0.25}  # how often each degradation is drawn for training
+SOFT = 0.25  # share of training crops blurred a little before degrading (photos whose detail is soft to begin with)
 
 def degrade_crop(crop:Image.Image, kind:str, rng) -> Image.Image:
     "Degrade a training crop; 'lesson' on a crop shrinks it by a random factor in [2, 6] (a crop is smaller than a photo)"
@@ -316,7 +317,7 @@ _FLIPS = [Image.FLIP_LEFT_RIGHT, Image.FLIP_TOP_BOTTOM, Image.ROTATE_90, Image.R
 class UpscaleCrops(torch.utils.data.Dataset):
     "`n` random `size` px crops of `files`, rescaled, flipped, sometimes softened, and degraded: items `(bicubic input, target)` in [0, 1]"
     def __init__(self, files, n:int, size:int=96, mix:dict=TRAIN_MIX, fixed:bool=False, seed:int=0,
-                 soft:float=0.25, # share of crops blurred a little before degrading: photos whose detail is soft to begin with
+                 soft:float=SOFT, # share of crops blurred a little before degrading
                 ):
         self.ims = [load_rgb(f) for f in files]
         self.n, self.size, self.fixed, self.seed, self.mix, self.soft = n, size, fixed, seed, mix, soft
@@ -337,7 +338,7 @@ def charbonnier(pred, targ, eps:float=1e-3):
     "A smooth L1 loss, sqrt(d^2 + eps^2): L1 keeps edges sharper than MSE (as in EDSR), and is smooth at 0"
     return torch.sqrt((pred - targ).pow(2) + eps*eps).mean()
 
-def upscaler_dls(files, bs:int=16, steps:int=100, size:int=96, n_valid:int=64, mix:dict=TRAIN_MIX, soft:float=0.25) -> DataLoaders:
+def upscaler_dls(files, bs:int=16, steps:int=100, size:int=96, n_valid:int=64, mix:dict=TRAIN_MIX, soft:float=SOFT) -> DataLoaders:
     "DataLoaders of random degraded crops of `files`: `steps` batches an epoch; a fixed validation set of crops (training photos)"
     from fastai.data.load import DataLoader
     trn, val = UpscaleCrops(files, bs*steps, size, mix, soft=soft), UpscaleCrops(files, n_valid, size, mix, fixed=True, seed=1, soft=soft)
@@ -348,8 +349,8 @@ def train_upscaler(files=None, # training photos (default: the training half of 
                    epochs:int=60, steps:int=100, bs:int=16, size:int=96, lr:float=1e-3,
                    nf:int=48, nb:int=8, down:int=2, # `SRNet`'s shape
                    seed:int=0,
-                   bf16:bool=False, # bf16 autocast: several times faster on CPUs with AMX and on GPUs; the shipped weights were trained in fp32
-                   soft:float=0.25, # share of training crops softened first (see `UpscaleCrops`)
+                   bf16:bool=False, # bf16 autocast: several times faster on CPUs with AMX and on GPUs (the shipped weights used it)
+                   soft:float=SOFT, # share of training crops softened first (see `UpscaleCrops`)
                   ) -> Learner:
     "The recipe that made the shipped upscaler: an `SRNet` trained with Adam, one-cycle and `charbonnier` on `upscaler_dls`"
     random.seed(seed); torch.manual_seed(seed)

@@ -12,7 +12,7 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch
 from imgcourse.data import data_dir
 from imgcourse.metrics import sr_split, heldout_eval
-from imgcourse.superres import train_upscaler, save_upscaler, upscale_fn, TRAIN_MIX
+from imgcourse.superres import train_upscaler, save_upscaler, upscale_fn, TRAIN_MIX, SOFT
 
 def main(args=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -22,7 +22,7 @@ def main(args=None):
     p.add_argument('--epochs', type=int, default=60); p.add_argument('--steps', type=int, default=100, help='batches per epoch')
     p.add_argument('--bs', type=int, default=16); p.add_argument('--size', type=int, default=96)
     p.add_argument('--lr', type=float, default=1e-3); p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--soft', type=float, default=0.25, help='share of training crops softened first')
+    p.add_argument('--soft', type=float, default=SOFT, help='share of training crops softened first')
     p.add_argument('--bf16', action='store_true', help='bf16 autocast (faster on CPUs with AMX and on GPUs)')
     p.add_argument('--threads', type=int, default=2); p.add_argument('--no-eval', action='store_true', help='skip the held-out table')
     a = p.parse_args(args)
