@@ -24,7 +24,7 @@ from .losses import FeatDist
 
 # %% auto #0
 __all__ = ['CRIT_VOCAB', 'save_generated', 'crit_dls', 'crit_learner', 'ValidateInEval', 'gan_learner', 'critic_accuracy',
-           'GenSnapshots', 'best_snapshot', 'load_snapshot', 'load_best']
+           'GenSnapshots', 'plot_game', 'best_snapshot', 'load_snapshot', 'load_best', 'ImageNetIO', 'short_gan']
 
 # %% ../nbs/04_gan_superres.ipynb #cef20287
 def save_generated(learn, # the trained generator: a super-resolution `Learner` (or its model), ImageNet-normalised in and out
@@ -263,6 +263,19 @@ class GenSnapshots(Callback):
             titles += ['input'] + [f'epoch {e}\n{self.metric} {self.rows[e][self.metric]:.3f}' for e in eps] + ['target']
         show_images(ims, nrows=len(self.inputs), titles=titles, figsize=figsize or (1.5*(len(eps)+2), 1.8*len(self.inputs)))
 
+# %% ../nbs/04_gan_superres.ipynb #bd2bf820
+def plot_game(game:list, # (critic losses, generator losses) of each fit, as `GANTrainer` keeps them
+              table, # `GenSnapshots.table`
+             ) -> tuple:
+    "Critic and generator losses per batch, and the critic's held-out accuracy per GAN epoch; the two loss lists"
+    crit_l = [float(v) for c, _ in game for v in c]; gen_l = [float(v) for _, g in game for v in g]
+    fig, axs = plt.subplots(1, 3, figsize=(11, 2.8))
+    axs[0].plot(crit_l, lw=0.8); axs[0].axhline(math.log(2), ls='--', c='gray'); axs[0].set_title('critic loss per critic batch', fontsize=9)
+    axs[1].plot(gen_l, lw=0.8, c='C1'); axs[1].set_title('generator loss per generator batch', fontsize=9)
+    axs[2].plot(table.index, table['critic acc'], marker='o', c='C2'); axs[2].axhline(0.5, ls='--', c='gray')
+    axs[2].set_title('critic accuracy, held out', fontsize=9); axs[2].set_xlabel('GAN epoch'); plt.tight_layout()
+    return crit_l, gen_l
+
 # %% ../nbs/04_gan_superres.ipynb #6bb5e303
 def best_snapshot(snaps, # a `GenSnapshots` after training, or its `table`
                   metric:str|None=None, # 'FeatDist' or 'LPIPS' (lower is better), 'PSNR (dB)' or 'SSIM' (higher is better); default: `snaps.metric`
@@ -299,3 +312,37 @@ def load_best(model, # a generator, or a `Learner`/`GANLearner` that holds it
     load_snapshot(model, row['file'])
     say(f'loaded the GAN snapshot of epoch {row.name} ({metric} {row[metric]:.4f}) from {row["file"]}', once=False)
     return int(row.name)
+
+# %% ../nbs/04_gan_superres.ipynb #f50ef5ff
+class ImageNetIO(nn.Module):
+    "A model on images in [0, 1] (such as `SRNet`) with ImageNet-normalised input and output, as the lesson's GAN pieces expect"
+    stats = imagenet_stats  # for `upscale`
+    def __init__(self, m:nn.Module):
+        super().__init__()
+        self.m, self.multiple = m, getattr(m, 'multiple', 1)
+        self.register_buffer('mean', torch.tensor(imagenet_stats[0]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(imagenet_stats[1]).view(1, 3, 1, 1), persistent=False)
+    def forward(self, x): return (self.m(x*self.std + self.mean) - self.mean) / self.std
+
+# %% ../nbs/04_gan_superres.ipynb #48cba6b0
+def short_gan(gen:Learner, # a generator pretrained with a pixel loss (step 1), ImageNet-normalised in and out
+              files, # the training originals (step 1's training items)
+              src, # the folder they lie under
+              eval_dl, # held-out (input, target) batches, scored after every GAN epoch by `GenSnapshots`
+              work, # folder for the generated images, the snapshots and `models/`
+              size:int=128, bs:int=32, # the critic's image size and batch size
+              crit_epochs:int=6, crit_repeat:int=1, # critic pretraining: epochs, and how often each image appears per epoch
+              gan_epochs:int=10, lr:float=1e-4, # the GAN phase
+              num_workers:int|None=None, # DataLoader workers for the critic's data
+              **kwargs, # passed to `gan_learner`
+             ) -> tuple:
+    "NoGAN steps 2 to 4 for a pretrained generator: save its outputs, pretrain the lesson's critic on them, a short GAN; `(GANLearner, GenSnapshots)`"
+    work = Path(work)
+    save_generated(gen, files, work/'image_gen', src=src, size=size)
+    cdls = crit_dls(files, work/'image_gen', size=size, bs=bs, repeat=crit_repeat, num_workers=num_workers)
+    crit = crit_learner(cdls, path=work)
+    crit.fit_one_cycle(crit_epochs, 1e-3)
+    learn = gan_learner(gen, crit, path=work, **kwargs)
+    snaps = GenSnapshots(eval_dl, work/'snapshots')
+    learn.fit(gan_epochs, lr, cbs=snaps)
+    return learn, snaps

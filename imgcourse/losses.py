@@ -5,20 +5,26 @@
 # %% ../nbs/03_perceptual_loss.ipynb #0b80b859
 from __future__ import annotations
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
-import math, weakref, logging
+import math, weakref, logging, random
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from torchvision.models import vgg16_bn, alexnet
+from torchvision.models.vgg import make_layers
+from PIL import ImageFilter
 from fastai.vision.all import *
 from fastai.callback.hook import hook_outputs
 from .data import is_quick, by_mode, mode_note, say, tv_model, pretrained_ok, get_photos, image_files, load_rgb, PILImageRGB
-from .metrics import lpips_metric, heldout_eval, degrade, file_seed, sr_split
+from .metrics import lpips_metric, heldout_eval, degrade, file_seed, sr_split, psnr, im2t
+from .train import fast_path
+from .superres import load_upscaler, upscaler_dls, UpscaleCrops, degrade_crop, charbonnier, upscale_fn
 
 # %% auto #0
-__all__ = ['gram_matrix', 'pool_relus', 'frozen', 'vgg_features', 'get_layer', 'n_hooks', 'FeatureHooks', 'FeatureLoss',
-           'lesson_feature_loss', 'FeatDist', 'lap_energy', 'sharpness_ratio', 'heldout_compare', 'StyleLoss',
-           'lesson_style_loss', 'stylise', 'patch_match_loss', 'PatchStyleLoss', 'TransformerNet', 'content_dls']
+__all__ = ['DEGRADATIONS', 'gram_matrix', 'pool_relus', 'frozen', 'vgg_features', 'get_layer', 'n_hooks', 'FeatureHooks',
+           'FeatureLoss', 'lesson_feature_loss', 'FeatDist', 'lap_energy', 'sharpness_ratio', 'heldout_compare',
+           'UnitRange', 'finetune_upscaler', 'DegradationCrops', 'degradation_net', 'train_degradation_net',
+           'balanced_feature_loss', 'upscaler_batch', 'StyleLoss', 'lesson_style_loss', 'stylise', 'patch_match_loss',
+           'PatchStyleLoss', 'TransformerNet', 'content_dls']
 
 # %% ../nbs/03_perceptual_loss.ipynb #5371d946
 def gram_matrix(x:Tensor, # activations, shape (n, c, h, w)
@@ -250,6 +256,90 @@ def heldout_compare(fns:dict, # name -> function from a (1, 3, h, w) bicubic-ups
     res = pd.DataFrame(rows).T
     res.attrs.update(kind=kind, n=len(files), max_side=max_side)
     return res
+
+# %% ../nbs/03_perceptual_loss.ipynb #35a9e5da
+class UnitRange(nn.Module):
+    "A loss on ImageNet-normalised images (such as `FeatureLoss`) for images in [0, 1], as `SRNet` makes them"
+    def __init__(self, loss, stats=imagenet_stats):
+        super().__init__()
+        self.loss, (self.mean, self.std) = loss, (torch.tensor(v).view(1, -1, 1, 1) for v in stats)
+    def norm(self, x:Tensor) -> Tensor: return (x - self.mean.to(x.device)) / self.std.to(x.device)
+    def forward(self, pred:Tensor, targ:Tensor, **kwargs) -> Tensor: return self.loss(self.norm(pred), self.norm(targ), **kwargs)
+
+# %% ../nbs/03_perceptual_loss.ipynb #b6148e02
+def finetune_upscaler(loss_func, # a loss on images in [0, 1] (wrap a `FeatureLoss` in `UnitRange`)
+                      steps:int=200, # batches, in one cycle
+                      files=None, # training photos (default: the training half of `sr_split()`)
+                      size:int=64, bs:int=8, lr:float=2e-4, seed:int=0,
+                      model=None, # default: the shipped upscaler, `load_upscaler()`
+                     ) -> Learner:
+    "Fine-tune the shipped upscaler with `loss_func` on notebook 02's degraded crops, one cycle of `steps` batches"
+    random.seed(seed); torch.manual_seed(seed)
+    dls = upscaler_dls(files if files is not None else sr_split()[0], bs=bs, steps=steps, size=size, n_valid=2*bs)
+    learn = Learner(dls, (model or load_upscaler()).train(), loss_func=loss_func, metrics=partial(psnr, stats=None))
+    fast_path(learn, compile=False, bf16=None)
+    with learn.no_bar(): learn.fit_one_cycle(1, lr)
+    return learn
+
+# %% ../nbs/03_perceptual_loss.ipynb #a0d88513
+DEGRADATIONS = ('original', 'blur', 'x2', 'x3', 'x4', 'lesson')
+
+class DegradationCrops(UpscaleCrops):
+    "Random crops of `files` (as `UpscaleCrops`), each left alone or damaged one of the `DEGRADATIONS` ways: `(image, which)`, ImageNet-normalised"
+    def __getitem__(self, i):
+        rng = self.rng(i); crop = self.crop(rng)
+        k = rng.randrange(len(DEGRADATIONS)); kind = DEGRADATIONS[k]
+        if kind == 'blur': crop = crop.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5)))
+        elif kind != 'original': crop = degrade_crop(crop, kind, rng)
+        return _imagenet(im2t(crop)), k
+
+def _imagenet(x): return (x - torch.tensor(imagenet_stats[0]).view(-1, 1, 1)) / torch.tensor(imagenet_stats[1]).view(-1, 1, 1)
+
+# %% ../nbs/03_perceptual_loss.ipynb #7e180650
+def degradation_net(widths:tuple=(32, 64, 128), # channels of each block
+                   ) -> nn.Sequential:
+    "A small VGG (2 conv-BN-ReLU and a max-pool per block) and a classifier over `DEGRADATIONS`; `[0]` is the feature network"
+    body = make_layers([v for w in widths for v in (w, w, 'M')], batch_norm=True)
+    return nn.Sequential(body, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], len(DEGRADATIONS)))
+
+def train_degradation_net(steps:int=400, # training batches
+                          files=None, # training photos (default: the training half of `sr_split()`)
+                          bs:int=32, size:int=64, lr:float=2e-3, seed:int=0, n_valid:int=256,
+                         ) -> Learner:
+    "Train `degradation_net` to tell which damage a crop has; accuracy on fixed crops of the same photos"
+    random.seed(seed); torch.manual_seed(seed)
+    files = files if files is not None else sr_split()[0]
+    epochs = max(1, steps // 100)
+    trn, val = DegradationCrops(files, bs*(steps//epochs), size), DegradationCrops(files, n_valid, size, fixed=True, seed=1)
+    dls = DataLoaders(DataLoader(trn, bs=bs, shuffle=True, drop_last=True), DataLoader(val, bs=64))
+    learn = Learner(dls, degradation_net(), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+    fast_path(learn, compile=False, bf16=None)
+    learn.fit_one_cycle(epochs, lr)
+    return learn
+
+# %% ../nbs/03_perceptual_loss.ipynb #8225945c
+def balanced_feature_loss(m_feat:nn.Module, # frozen feature network
+                          layer_ids:list, # layers read (see `FeatureLoss`)
+                          pred:Tensor, targ:Tensor, # a batch of outputs and targets, normalised as `m_feat` expects
+                         ) -> FeatureLoss:
+    "`FeatureLoss` weighted so that, on `(pred, targ)`, each feature term equals the pixel term, and the Gram terms together the feature terms"
+    l = FeatureLoss(m_feat, layer_ids=layer_ids, layer_wgts=[1.]*len(layer_ids), gram_wgt=1.)
+    with torch.no_grad(): l(pred, targ)
+    px = l.pixel.item()
+    w = [px / max(getattr(l, f'feat_{i}').item(), 1e-12) for i in range(len(layer_ids))]
+    g = sum(getattr(l, f'gram_{i}').item() * wi**2 for i, wi in enumerate(w))
+    l.layer_wgts, l.gram_wgt = w, len(w) * px / max(g, 1e-12)
+    return l
+
+def upscaler_batch(size:int=64, # crop size
+                   n:int=32, # crops
+                   files=None, # training photos (default: the training half of `sr_split()`)
+                   seed:int=2,
+                  ) -> tuple:
+    "The shipped upscaler's outputs for a fixed batch of degraded training crops, and the crops: `(pred, targ)`, ImageNet-normalised"
+    xb, yb = next(iter(DataLoader(UpscaleCrops(files if files is not None else sr_split()[0], n, size, fixed=True, seed=seed), bs=n)))
+    with torch.no_grad(): pb = load_upscaler()(xb)
+    return _imagenet(pb), _imagenet(yb)
 
 # %% ../nbs/03_perceptual_loss.ipynb #2af62417
 class StyleLoss(_HookedLoss):

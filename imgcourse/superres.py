@@ -322,13 +322,16 @@ class UpscaleCrops(torch.utils.data.Dataset):
         self.ims = [load_rgb(f) for f in files]
         self.n, self.size, self.fixed, self.seed, self.mix, self.soft = n, size, fixed, seed, mix, soft
     def __len__(self): return self.n
-    def __getitem__(self, i):
-        rng = random.Random(self.seed*100003 + i) if self.fixed else random
+    def rng(self, i): return random.Random(self.seed*100003 + i) if self.fixed else random
+    def crop(self, rng) -> Image.Image:
+        "A random crop of a random photo, at 1 to 2 times its resolution, resized to `size` and randomly flipped"
         im, s = rng.choice(self.ims), self.size
         c = min(s if rng.random() < 0.5 else round(s/rng.uniform(0.5, 1)), *im.size)
         x0, y0 = rng.randint(0, im.width - c), rng.randint(0, im.height - c)
         crop = im.crop((x0, y0, x0 + c, y0 + c)).resize((s, s), Image.LANCZOS)
-        if (t := rng.randrange(8)): crop = crop.transpose(_FLIPS[t - 1])
+        return crop.transpose(_FLIPS[t - 1]) if (t := rng.randrange(8)) else crop
+    def __getitem__(self, i):
+        rng = self.rng(i); crop = self.crop(rng)
         if rng.random() < self.soft: crop = crop.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.5)))
         kind = rng.choices(list(self.mix), list(self.mix.values()))[0]
         return im2t(degrade_crop(crop, kind, rng)), im2t(crop)

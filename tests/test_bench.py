@@ -49,3 +49,12 @@ def test_bench_has_no_timer_of_its_own():
 def test_sr_robustness_smoke():
     out = bench('sr_robustness.py', '--max-side', '48', '--scales', '2', '--filters', 'bicubic,box', '--threads', '1')
     assert 'held-out photos' in out and 'box' in out and 'd_psnr_y' in out, out
+
+def test_sr_table_smoke():
+    "Every super-resolution model of the course in one held-out table: a few steps each"
+    out = bench('sr_table.py', '--unet-steps', '2', '--ft-steps', '2', '--feat-steps', '2', '--crit-epochs', '1', '--gan-epochs', '1',
+                '--n-photos', '1', '--max-side', '64', '--ft-size', '32', '--n-items', '12', '--threads', '1', timeout=600)
+    for row in ('bicubic', 'lesson U-Net', 'residual U-Net', 'upscaler (pixel loss)', 'feature loss (random VGG)',
+                'feature loss (own network)', 'upscaler + GAN'):
+        assert row in out, (row, out)
+    assert 'how each model was made' in out and 'lesson' in out and 'x4' in out, out

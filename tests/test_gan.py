@@ -205,3 +205,14 @@ def test_critic_accuracy_counts_patches():
     class Split(Const):
         def forward(self, x): return torch.where(x.mean((1, 2, 3)) > 0, 1., -1.)[:, None].expand(-1, 4)
     assert critic_accuracy(Split(0.), nn.Sequential(nn.Identity()), [(-torch.ones(2, 3, 8, 8), torch.ones(2, 3, 8, 8))]) == 1.
+
+def test_imagenet_io_wraps_a_unit_range_model(tmp_path):
+    "`ImageNetIO(SRNet)` upscales exactly as the bare model does, and saves only the model's weights"
+    from imgcourse.superres import load_upscaler, upscale
+    m = load_upscaler(); w = ImageNetIO(m)
+    img = Image.fromarray((np.random.default_rng(0).random((20, 24, 3))*255).astype(np.uint8))
+    a, b = np.asarray(upscale(m, img), dtype=int), np.asarray(upscale(w, img), dtype=int)
+    assert a.shape == b.shape == (40, 48, 3) and np.abs(a - b).max() <= 1
+    assert set(w.state_dict()) == {'m.' + k for k in m.state_dict()}
+    x = torch.randn(1, 3, 8, 8)
+    assert torch.allclose(ImageNetIO(nn.Identity())(x), x, atol=1e-5)

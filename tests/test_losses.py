@@ -202,3 +202,44 @@ def test_heldout_compare_identity_is_bicubic():
     assert t.loc['flat', 'sharpness'] < 1e-6 and t.loc['flat', 'SSIM'] < t.loc['bicubic', 'SSIM']
     assert t.attrs['n'] == 1
     with pytest.raises(ValueError, match='no held-out'): heldout_compare({'same': lambda x: x}, [])
+
+# feature losses for the shipped upscaler (notebook 03's last super-resolution section)
+from imgcourse.metrics import sr_split
+from imgcourse.superres import load_upscaler, charbonnier
+
+def test_unit_range_normalises_both_sides():
+    l = UnitRange(nn.L1Loss()); a, b = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    assert torch.allclose(l(a, b), F.l1_loss(l.norm(a), l.norm(b)))
+    assert torch.allclose(l.norm(torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)), torch.zeros(1, 3, 1, 1), atol=1e-6)
+
+def test_degradation_crops_every_kind_and_fixed():
+    ds = DegradationCrops(sr_split()[0][:2], n=60, size=32, fixed=True, seed=3)
+    items = [ds[i] for i in range(60)]
+    assert {k for _, k in items} == set(range(len(DEGRADATIONS)))
+    assert all(x.shape == (3, 32, 32) for x, _ in items)
+    assert torch.equal(ds[5][0], ds[5][0])                                 # fixed: the same crop every time
+    orig = [x for x, k in items if DEGRADATIONS[k] == 'original'][0]
+    assert orig.min() < -1 and orig.max() > 0.5                           # ImageNet-normalised, not [0, 1]
+
+def test_degradation_net_learns_and_reads_before_pools():
+    learn = train_degradation_net(steps=4, files=sr_split()[0][:2], bs=8, size=32, n_valid=16)
+    body = learn.model[0]
+    assert pool_relus(body) == [5, 12, 19] and len(learn.recorder.values) == 1
+    assert learn.model(torch.randn(2, 3, 32, 32)).shape == (2, len(DEGRADATIONS))
+
+def test_balanced_feature_loss_equalises_terms(imgs):
+    net = tiny_net(); p, t = imgs, imgs.flip(-1)
+    l = balanced_feature_loss(net, LAYERS, p, t)
+    l(p, t)
+    px = l.pixel.item()
+    assert all(abs(getattr(l, f'feat_{i}').item() - px) < 1e-4 + 1e-3*px for i in range(3))
+    assert abs(sum(getattr(l, f'gram_{i}').item() for i in range(3)) - 3*px) < 1e-3 + 1e-2*px
+
+def test_upscaler_batch_and_finetune():
+    pb, yb = upscaler_batch(size=32, n=4, files=sr_split()[0][:2])
+    assert pb.shape == yb.shape == (4, 3, 32, 32) and not torch.equal(pb, yb)
+    before = load_upscaler().state_dict()
+    learn = finetune_upscaler(charbonnier, steps=3, files=sr_split()[0][:2], size=32, bs=2)
+    after = learn.model.state_dict()
+    assert any(not torch.equal(before[k], after[k].float()) for k in before)  # the weights moved
+    assert type(learn.model).__name__ == 'SRNet' and len(learn.recorder.values) == 1
