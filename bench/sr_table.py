@@ -6,7 +6,7 @@ tiles, never on the held-out photos). Scores: `imgcourse.losses.heldout_compare`
 sharpness ratio against the original) for clean bicubic x2 and x4 and the lesson's crappifier, on the held-out half of
 data/sr_photos (split by source photo). Prints each model's training wall time and what made it.
 
-    python bench/sr_table.py                       # CPU defaults: about 12 min on 2 cores
+    python bench/sr_table.py                       # CPU defaults: about 15 min on 2 cores
     python bench/sr_table.py --unet-steps 2 --ft-steps 2 --feat-steps 2 --crit-epochs 1 --gan-epochs 1 \\
         --n-photos 1 --max-side 64 --ft-size 32 --n-items 12   # a smoke run (a minute)
 """
@@ -36,7 +36,7 @@ def train_unet(dls, steps, residual, lr=3e-3):
 
 def main(args=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--unet-steps', type=int, default=300, help='batches for each U-Net (bs 8, 64 px)')
+    p.add_argument('--unet-steps', type=int, default=120, help='batches for each U-Net (bs 8, 64 px; about 1 s each on 2 CPU cores)')
     p.add_argument('--ft-steps', type=int, default=200, help='fine-tuning batches for each feature loss (notebook 03)')
     p.add_argument('--ft-size', type=int, default=64); p.add_argument('--feat-steps', type=int, default=400, help="degradation detector's batches")
     p.add_argument('--crit-epochs', type=int, default=3); p.add_argument('--gan-epochs', type=int, default=4)

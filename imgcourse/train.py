@@ -18,7 +18,7 @@ __all__ = ['n_params', 'mnist_files', 'folder_tensors', 'split_tensors', 'pixel_
            'LeanProgress', 'DeviceSmoothLoss', 'LeanRecorder', 'BF16', 'FastCE', 'FastLearner', 'default_precision',
            'set_precision', 'fast_learner', 'checkpoints', 'save_atomic', 'load_latest', 'EpochCheckpoint',
            'fit_resumable', 'speed_up', 'has_compiler', 'CompiledTrain', 'cpu_bf16', 'fast_path', 'TrainTimer',
-           'time_learner', 'time_loop', 'RepeatDL', 'repeat_dls']
+           'time_learner', 'time_steps', 'time_loop', 'RepeatDL', 'repeat_dls']
 
 # %% ../nbs/80_train.ipynb #d56d961e
 def n_params(m:nn.Module) -> int:
@@ -209,7 +209,8 @@ class BF16(Callback):
         self.ctx, self.active = torch.autocast(next(self.model.parameters()).device.type, dtype=torch.bfloat16), False
     def before_batch(self): self.ctx.__enter__(); self.active = True
     def after_pred(self): self.learn.pred = self.pred.float()
-    def after_loss(self): self._exit()
+    def after_loss(self):  # float32 losses for the Recorder and the callbacks (a GAN's loss comes from its critic, in bf16)
+        self.learn.loss_grad, self.learn.loss = self.loss_grad.float(), self.loss.float(); self._exit()
     def after_cancel_batch(self): self._exit()
     def _exit(self):
         if self.active: self.ctx.__exit__(None, None, None); self.active = False
@@ -485,6 +486,23 @@ def time_learner(learn:Learner, steps:int=50, warmup:int=5, lr:float=1e-3,
     learn.train_timer = timer
     return timer.ips
 
+def time_steps(step, # called with each batch: one training step of any algorithm
+               dl, # batches, repeated as needed (e.g. a `TensorDL` or `RepeatDL`)
+               steps:int=50, warmup:int=5, # timed steps, after this many untimed ones (at least 1)
+               device=None, # synchronised around the timing (default: the loader's)
+               clock=time.perf_counter, # `time.process_time` measures CPU time, steadier on a busy CPU
+              ) -> float:
+    "Images/s of `step` over `steps` batches of `dl` after `warmup`: the timer every plain loop in `bench/` uses"
+    if warmup < 1: raise ValueError(f'warmup must be at least 1 step (it starts the clock), not {warmup}')
+    device = torch.device(device or getattr(dl, 'device', None) or default_device())
+    i, n, t0 = 0, 0, None
+    while True:
+        for b in dl:
+            step(b); i += 1
+            if i == warmup: _sync(device); t0 = clock()
+            elif i > warmup: n += len(b[-1])
+            if i >= warmup + steps: _sync(device); return n / (clock() - t0)
+
 def time_loop(model:nn.Module, dl, # a model and a loader of batches (on the model's device, e.g. a `TensorDL`)
               steps:int=50, warmup:int=5, lr:float=1e-3,
               precision:str='fp32', # 'fp32' or 'bf16' (autocast)
@@ -500,19 +518,14 @@ def time_loop(model:nn.Module, dl, # a model and a loader of batches (on the mod
     model.to(memory_format=fmt)
     opt = fast_adam(list(model.parameters()), lr=lr, wd=wd).opt
     ctx = partial(torch.autocast, device.type, dtype=torch.bfloat16) if precision == 'bf16' else contextlib.nullcontext
-    i, n, t0 = 0, 0, None
-    while True:
-        for xb, yb in dl:
-            if channels_last: xb = xb.contiguous(memory_format=fmt)
-            with ctx(): loss = loss_func(model(xb).float(), yb)
-            loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-            i += 1
-            if i == warmup: _sync(device); t0 = clock()
-            elif i > warmup: n += len(yb)
-            if i >= warmup + steps:
-                _sync(device)
-                if channels_last: model.to(memory_format=torch.contiguous_format)
-                return n / (clock() - t0)
+    def step(b):
+        xb, yb = b
+        if channels_last: xb = xb.contiguous(memory_format=fmt)
+        with ctx(): loss = loss_func(model(xb).float(), yb)
+        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+    try: return time_steps(step, dl, steps, warmup, device, clock)
+    finally:
+        if channels_last: model.to(memory_format=torch.contiguous_format)
 
 # %% ../nbs/80_train.ipynb #afce13b9
 class RepeatDL:

@@ -11,7 +11,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.vision.all import *
 from fastai.vision.gan import *
 from .data import is_quick, by_mode, mode, get_bedrooms, image_files, PILImageRGB, say, data_dir, fashion_idx
-from .train import TensorDL, fast_dls, fast_learner, pixel_stats
+from .train import TensorDL, fast_dls, fast_learner, pixel_stats, fast_path
 
 # %% auto #0
 __all__ = ['FID_WEIGHTS', 'RandomCropLast', 'gan_dls', 'NoiseDL', 'tensor_gan_dls', 'pad32', 'wgan_models', 'TrainLog',
@@ -119,6 +119,7 @@ def wgan_learner(dls, # from `gan_dls` or `tensor_gan_dls`
                  generator=None, critic=None, # default: `wgan_models` for the data's size and channels
                  gp:float|None=None, # gradient-penalty weight (WGAN-GP, e.g. 10); None: weight clipping (the lesson)
                  clip:float=0.01, # weight clipping for the critic, when `gp` is None
+                 fast:bool|None=None, # `fast_path` without compiling (channels_last, bf16 on CPUs with AMX); None: in the CPU mode on a CPU
                  cbs=None, **kwargs) -> GANLearner:
     "The lesson's WGAN (`GANLearner.wgan`: clipping, Adam with momentum 0), or WGAN-GP with `gp` (Adam betas (0, 0.9))"
     if generator is None:
@@ -126,10 +127,12 @@ def wgan_learner(dls, # from `gan_dls` or `tensor_gan_dls`
         generator, critic = wgan_models(x.shape[-1], n_channels=x.shape[1])
     opt = partial(Adam, mom=0., sqr_mom=0.99 if gp is None else 0.9)
     cbs = L(cbs) + TrainLog()
-    if gp is None:
-        return GANLearner.wgan(dls, generator, critic, opt_func=opt, clip=clip, cbs=cbs, **kwargs)
-    return GANLearner(dls, generator, critic, _gen_loss, _crit_loss, switcher=FixedGANSwitcher(n_crit=5, n_gen=1),
-                      clip=None, switch_eval=False, opt_func=opt, cbs=cbs + GradientPenalty(gp), **kwargs)
+    if gp is None: learn = GANLearner.wgan(dls, generator, critic, opt_func=opt, clip=clip, cbs=cbs, **kwargs)
+    else: learn = GANLearner(dls, generator, critic, _gen_loss, _crit_loss, switcher=FixedGANSwitcher(n_crit=5, n_gen=1),
+                             clip=None, switch_eval=False, opt_func=opt, cbs=cbs + GradientPenalty(gp), **kwargs)
+    dev = dls.device or default_device()
+    if ifnone(fast, mode() == 'cpu' and torch.device(dev).type == 'cpu'): fast_path(learn, compile=False, bf16=None)
+    return learn
 
 # %% ../nbs/05_wgan.ipynb #62144438
 def frechet_distance(f1:Tensor, f2:Tensor # features `(n, d)` of two sets of images

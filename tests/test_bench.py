@@ -58,3 +58,9 @@ def test_sr_table_smoke():
                 'feature loss (own network)', 'upscaler + GAN'):
         assert row in out, (row, out)
     assert 'how each model was made' in out and 'lesson' in out and 'x4' in out, out
+
+def test_bench_wgan():
+    "The WGAN pair three ways: fastai's path, a plain loop, and the fast path with bf16 forced on (any CPU runs bf16 autocast)"
+    out = bench('bench_wgan.py', '--threads', '1', '--bs', '8', '--n', '64', '--steps', '6', '--warmup', '6', '--fast-bf16', 'yes')
+    assert out.startswith('WGAN pair') and 'of the plain loop' in out, out
+    assert all(p in out for p in ('fastai', 'loop', 'fast_path')), out

@@ -117,3 +117,10 @@ def test_cpu_mode_takes_the_fast_path(monkeypatch):
     assert not hasattr(fast_learner(tiny_dls(), tiny_model(), fast=False), 'channels_last')
     monkeypatch.setenv('IMGCOURSE_MODE', 'quick')
     assert not hasattr(fast_learner(tiny_dls(), tiny_model()), 'channels_last')
+
+def test_time_steps_counts_images_and_needs_a_warmup():
+    calls = []
+    dl = [(torch.zeros(4, 2), torch.zeros(4))] * 3
+    ips = time_steps(calls.append, dl, steps=5, warmup=2, device='cpu')
+    assert len(calls) == 7 and ips > 0                       # warm-up + timed steps, the loader repeated as needed
+    with pytest.raises(ValueError, match='warmup'): time_steps(calls.append, dl, steps=1, warmup=0, device='cpu')

@@ -106,3 +106,13 @@ def test_no_none_columns_and_fids_recorded():
     assert 'valid_loss' not in learn.recorder.metric_names
     assert all(v is not None for v in learn.recorder.values[0])
     assert len(grid.fids) == 1 and math.isfinite(grid.fids[0])
+
+def test_wgan_on_the_fast_path_logs_float_losses():
+    "bf16 autocast on a GAN: the critic's losses come out in bf16, and the `BF16` callback hands float32 ones to fastai"
+    from imgcourse.train import fast_path
+    x = torch.randint(0, 256, (64, 1, 16, 16), dtype=torch.uint8)  # 8 batches: 5 critic, 1 generator, 2 critic
+    learn = fast_path(wgan_learner(tensor_gan_dls(x, bs=8), *wgan_models(16, n_channels=1, n_features=8, n_extra_layers=0)),
+                      compile=False, bf16=True)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-4)
+    gl, cl = learn.gan_trainer.gen_loss.value, learn.gan_trainer.crit_loss.value
+    assert gl.dtype == cl.dtype == torch.float32 and math.isfinite(float(gl)) and math.isfinite(float(cl))
