@@ -34,12 +34,22 @@ def data_lines(nb):
                     if s not in seen: seen.append(s)
     return seen
 
+def busy_cores(secs=1.0):
+    "How many cores other programs keep busy, measured over `secs` from /proc/stat (the load average lags by minutes); None where it cannot be read"
+    def snap():
+        with open('/proc/stat') as f: v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    try:
+        (t0, i0) = snap(); time.sleep(secs); (t1, i1) = snap()
+    except (OSError, ValueError, IndexError): return None
+    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(t1 - t0, 1))
+
 def stamp(nb, mode, secs, device, data, load=None):
     "Put the run record at the end of the first (title) cell, replacing an older one"
     c = nb['cells'][0]
     src = ''.join(c['source']).split('\n\n' + MARK)[0].rstrip()
     when = datetime.date.today().isoformat()
-    busy = f' (the machine was busy with other work: load average {load:.1f} when the run started)' if load is not None and load > 1 else ''
+    busy = f' (other programs kept about {load:.1f} cores busy when the run started)' if load is not None and load > 0.5 else ''
     rec = (f"\n\n{MARK} {mode} mode, {secs/60:.1f} min wall time on {device}, {when}{busy}. "
            f"Data: {'; '.join(data) if data else 'see the cells below'}. "
            f"Regenerate with `python scripts/run_lessons.py {Path(nb['_name']).stem} --mode {mode}`.")
@@ -62,7 +72,7 @@ def main():
             out = Path(d)/src.name
             import imgcourse.data as D
             D._said.clear()  # each notebook says where its data came from, as in a fresh kernel
-            t0, l0 = time.time(), os.getloadavg()[0]
+            l0 = busy_cores(); t0 = time.time()
             try: run_notebook(src, out, mode=a.mode)
             except BaseException as e:
                 print(f'{src.name}: FAILED after {time.time()-t0:.0f}s ({type(e).__name__}: {e}); nbs/ left unchanged', file=sys.stderr)
