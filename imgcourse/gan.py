@@ -12,7 +12,7 @@ import torch
 from torch import nn, Tensor
 from PIL import Image
 import matplotlib.pyplot as plt
-from fastcore.all import L, store_attr
+from fastcore.all import L, store_attr, patch
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, Resize, aug_transforms, Normalize, imagenet_stats,
                                DataLoaders, Learner, Callback, Adam, progress_bar, show_images)
 from fastai.vision.gan import (GANLearner, gan_critic, AdaptiveLoss, accuracy_thresh_expand, AdaptiveGANSwitcher,
@@ -237,31 +237,34 @@ class GenSnapshots(Callback):
         import pandas as pd
         return pd.DataFrame(self.rows).set_index('epoch') if self.rows else pd.DataFrame()
 
-    def plot(self, baseline:dict|None=None, # scores before the GAN phase (from `score`), drawn dashed
-            ):
-        "Each score against the GAN epoch"
-        t = self.table
-        cols = [c for c in LOWER_IS_BETTER if c in t]
-        _, axs = plt.subplots(1, len(cols), figsize=(3.6*len(cols), 2.8), squeeze=False)
-        for ax, c in zip(axs[0], cols):
-            ax.plot(t.index, t[c], marker='o', label='GAN')
-            if baseline and c in baseline: ax.axhline(baseline[c], ls='--', c='gray', label='before the GAN')
-            ax.set_title(f'{c} ({"lower" if LOWER_IS_BETTER[c] else "higher"} is better)', fontsize=9)
-            ax.set_xlabel('GAN epoch')
-        axs[0, 0].legend(fontsize=8)
-        plt.tight_layout()
+# %% ../nbs/04_gan_superres.ipynb #50912673
+@patch
+def plot(self:GenSnapshots, baseline:dict|None=None, # scores before the GAN phase (from `score`), drawn dashed
+        ):
+    "Each score against the GAN epoch"
+    t = self.table
+    cols = [c for c in LOWER_IS_BETTER if c in t]
+    _, axs = plt.subplots(1, len(cols), figsize=(3.6*len(cols), 2.8), squeeze=False)
+    for ax, c in zip(axs[0], cols):
+        ax.plot(t.index, t[c], marker='o', label='GAN')
+        if baseline and c in baseline: ax.axhline(baseline[c], ls='--', c='gray', label='before the GAN')
+        ax.set_title(f'{c} ({"lower" if LOWER_IS_BETTER[c] else "higher"} is better)', fontsize=9)
+        ax.set_xlabel('GAN epoch')
+    axs[0, 0].legend(fontsize=8)
+    plt.tight_layout()
 
-    def show(self, every:int=1, # show every `every`-th epoch (and always the last)
-             figsize=None, # default: 1.5 x 1.8 inches per picture
-            ):
-        "The same held-out crops after each shown epoch, between their input and their target"
-        eps = list(range(0, len(self.samples), every))
-        if eps and eps[-1] != len(self.samples) - 1: eps.append(len(self.samples) - 1)  # always the last
-        ims, titles = [], []
-        for i in range(len(self.inputs)):
-            ims += [denorm(self.inputs[i:i+1])[0]] + [denorm(self.samples[e][i:i+1])[0] for e in eps] + [denorm(self.targets[i:i+1])[0]]
-            titles += ['input'] + [f'epoch {e}\n{self.metric} {self.rows[e][self.metric]:.3f}' for e in eps] + ['target']
-        show_images(ims, nrows=len(self.inputs), titles=titles, figsize=figsize or (1.5*(len(eps)+2), 1.8*len(self.inputs)))
+@patch
+def show(self:GenSnapshots, every:int=1, # show every `every`-th epoch (and always the last)
+         figsize=None, # default: 1.5 x 1.8 inches per picture
+        ):
+    "The same held-out crops after each shown epoch, between their input and their target"
+    eps = list(range(0, len(self.samples), every))
+    if eps and eps[-1] != len(self.samples) - 1: eps.append(len(self.samples) - 1)  # always the last
+    ims, titles = [], []
+    for i in range(len(self.inputs)):
+        ims += [denorm(self.inputs[i:i+1])[0]] + [denorm(self.samples[e][i:i+1])[0] for e in eps] + [denorm(self.targets[i:i+1])[0]]
+        titles += ['input'] + [f'epoch {e}\n{self.metric} {self.rows[e][self.metric]:.3f}' for e in eps] + ['target']
+    show_images(ims, nrows=len(self.inputs), titles=titles, figsize=figsize or (1.5*(len(eps)+2), 1.8*len(self.inputs)))
 
 # %% ../nbs/04_gan_superres.ipynb #bd2bf820
 def plot_game(game:list, # (critic losses, generator losses) of each fit, as `GANTrainer` keeps them
