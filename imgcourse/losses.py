@@ -402,6 +402,7 @@ def stylise(content:Tensor, # the content image, (1, 3, h, w), ImageNet-normalis
     lo, hi = _pixel_range(x)
     opt = torch.optim.Adam([x], lr=lr)
     snap_at, snaps = set(snap_at or [steps]), []
+    if not all(1 <= i <= steps for i in snap_at): raise ValueError(f'snap_at must hold steps between 1 and steps={steps}, not {sorted(snap_at)}')
     for i in range(1, steps+1):
         opt.zero_grad()
         loss(x, content).backward()

@@ -1,6 +1,6 @@
 """The full-mode code paths on a CPU, on demand: every lesson notebook runs top to bottom with `IMGCOURSE_MODE=full`
 (the lesson's sizes, models and schedules) but with every fastai epoch cut to two training and two validation batches,
-the held-out photos cut to two, and hand-written optimisation loops (a cell's `STEPS = ...`) cut to three steps.
+the held-out photos cut to two, and hand-written optimisation loops (a cell's `STEPS = ...`) cut to four steps (quick mode's: snapshots are taken at a quarter, half and all of them).
 
     pytest -m slow tests/test_full_mode.py          # all lessons (tens of minutes on 2 cores)
     pytest -m slow tests/test_full_mode.py -k 05    # one
@@ -51,7 +51,7 @@ RUNNER = textwrap.dedent('''
     fails = []
     for i, c in enumerate(nb.cells):
         if c.cell_type != 'code': continue
-        sh.run(re.sub(r'^STEPS\s*=.*$', 'STEPS = 3', c.source, flags=re.M))  # pixel-optimisation loops: three steps
+        sh.run(re.sub(r'^STEPS\s*=.*$', 'STEPS = 4', c.source, flags=re.M))  # pixel-optimisation loops: four steps
         if sh.exc is not None:
             kind = type(sh.exc).__name__
             if kind != 'AssertionError': print(f'ERROR cell {i}: {kind}: {sh.exc}'); sys.exit(1)

@@ -243,3 +243,9 @@ def test_upscaler_batch_and_finetune():
     after = learn.model.state_dict()
     assert any(not torch.equal(before[k], after[k].float()) for k in before)  # the weights moved
     assert type(learn.model).__name__ == 'SRNet' and len(learn.recorder.values) == 1
+
+def test_stylise_snapshots_must_be_steps(imgs):
+    "A snapshot step outside 1..steps would never be taken: a clear error instead of a short list"
+    with StyleLoss(imgs[:1], tiny_net(), content_ids=[6], style_ids=[2, 6]) as l:
+        assert len(stylise(imgs[:1], l, steps=4, snap_at=[1, 2, 4])) == 3
+        with pytest.raises(ValueError, match='between 1 and steps=3'): stylise(imgs[:1], l, steps=3, snap_at=[0, 1, 3])
