@@ -16,6 +16,8 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import torch, pandas as pd
 from fastai.vision.all import resnet34, Learner, MSELossFlat, set_seed
+from fastai.vision.all import defaults, ProgressCallback
+defaults.callbacks = [c for c in defaults.callbacks if c is not ProgressCallback]  # no progress bars in this table's log
 from imgcourse.data import data_dir, get_photos, image_files, pretrained_ok
 from imgcourse.metrics import sr_split, psnr, ssim
 from imgcourse.superres import sr_dls, sr_learner, make_residual, load_upscaler, upscale_fn, charbonnier

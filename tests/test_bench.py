@@ -40,6 +40,13 @@ def test_bench_losses():
                 '--warmup', '1', '--feat', 'quick', '--precision', 'fp32', '--threads', '1')
     assert 'the plain loop' in out and 'speed_up' in out, out
 
+def test_bench_losses_srnet():
+    "The CPU mode's feature-loss model: the shipped upscaler with a balanced loss on `degradation_net`, four paths"
+    out = bench('bench_losses.py', '--model', 'srnet', '--feat', 'own', '--device', 'cpu', '--bs', '2', '--size', '32', '--steps', '2',
+                '--warmup', '1', '--threads', '1', '--only', 'plain,fastai,fast,fast_path')
+    assert 'SRNet' in out and 'degradation_net' in out and 'fast_path' in out, out
+    assert out.count('x the plain loop') == 3, out  # each Learner path against the plain loop
+
 def test_bench_has_no_timer_of_its_own():
     "All timing goes through `imgcourse.train` (`time_loop`, `time_learner`)"
     for f in (ROOT/'bench').glob('bench_*.py'):
@@ -58,6 +65,7 @@ def test_sr_table_smoke():
                 'feature loss (own network)', 'upscaler + GAN'):
         assert row in out, (row, out)
     assert 'how each model was made' in out and 'lesson' in out and 'x4' in out, out
+    assert 'train_loss' not in out, out  # no fastai progress tables in the log
 
 def test_bench_wgan():
     "The WGAN pair three ways: fastai's path, a plain loop, and the fast path with bf16 forced on (any CPU runs bf16 autocast)"
