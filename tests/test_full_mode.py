@@ -1,6 +1,6 @@
 """The full-mode code paths on a CPU, on demand: every lesson notebook runs top to bottom with `IMGCOURSE_MODE=full`
 (the lesson's sizes, models and schedules) but with every fastai epoch cut to two training and two validation batches,
-`fit_resumable`'s checkpointed schedules cut to two epochs (each still checkpointed and resumable), the held-out photos cut to two, and hand-written optimisation loops (a cell's `STEPS = ...`) cut to four steps (quick mode's: snapshots are taken at a quarter, half and all of them).
+`fit_resumable`'s checkpointed schedules cut to two epochs (each still checkpointed and resumable), the held-out photos cut to three, and hand-written optimisation loops (a cell's `STEPS = ...`) cut to four steps (quick mode's: snapshots are taken at a quarter, half and all of them).
 
     pytest -m slow tests/test_full_mode.py          # all lessons (tens of minutes on 2 cores)
     pytest -m slow tests/test_full_mode.py -k 05    # one
@@ -44,9 +44,9 @@ RUNNER = textwrap.dedent('''
     _fit_resumable = _t.fit_resumable
     def _two_epochs(learn, n_epoch, *a, **k): return _fit_resumable(learn, min(n_epoch, 2), *a, **k)
     _t.fit_resumable = _two_epochs
-    import imgcourse.metrics as _m  # before any lesson module binds it: two held-out photos
+    import imgcourse.metrics as _m  # before any lesson module binds it: three held-out photos (02 shows the third)
     _sr_split = _m.sr_split
-    def _small_split(*a, **k): tr, ho = _sr_split(*a, **k); return tr, ho[:2]
+    def _small_split(*a, **k): tr, ho = _sr_split(*a, **k); return tr, ho[:3]
     _m.sr_split = _small_split
     """
     src = Path(sys.argv[1]); os.chdir(src.parent)
