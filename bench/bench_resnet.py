@@ -10,6 +10,12 @@
 
 All timing is `imgcourse.train`'s (`time_loop`, `time_learner`).
 
+On a CPU the eager loop's speed depends on the allocator: glibc maps and unmaps each activation larger than its mmap
+threshold, and raises that threshold by itself after large blocks are freed. Here the same eager loop ran ~15% faster
+after loading MNIST (as this script does first) than in a fresh process on random data, and ~18% faster in a fresh
+process with `MALLOC_MMAP_THRESHOLD_=1000000000`, while the compiled path barely moved. Compare paths within one run,
+as this script does, or set `MALLOC_MMAP_THRESHOLD_` (or use jemalloc/tcmalloc) for every path.
+
 All use the same model, batch size, augmentation and precision. Example (GPU):
     python bench/bench_resnet.py --bs 512 --steps 200
 Overhead per batch, where it dominates (tiny model, small batch):
