@@ -55,7 +55,7 @@ def main():
     import torchvision.models as tvm
     from imgcourse.losses import lesson_feature_loss, FeatureLoss, vgg_features, UnitRange, degradation_net, pool_relus, balanced_feature_loss
     from imgcourse.superres import sr_learner, load_upscaler
-    from imgcourse.train import speed_up, time_loop, time_learner, fast_path, n_params
+    from imgcourse.train import speed_up, time_loop, time_learner, fast_path, set_precision, n_params
     dev, prec, srnet = torch.device(a.device), a.precision, a.model == 'srnet'
     n = a.bs*(a.warmup + a.steps + 1)
     g = torch.Generator().manual_seed(0)
@@ -79,7 +79,7 @@ def main():
         if srnet:
             l = Learner(dls, load_upscaler().train(), loss_func=loss(), path='/tmp/bench_losses')
             if path == 'fast_path': fast_path(l, compile=a.compile, bf16=None)
-            elif prec == 'bf16': fast_path(l, compile=False, channels_last=False, bf16=True)
+            else: set_precision(l, prec)
         else:
             l = sr_learner(dls, loss_func=loss(), arch=getattr(tvm, a.arch), pretrained=a.pretrained, metrics=(), precision=prec, path='/tmp/bench_losses')
             if path == 'fast_path': fast_path(l, compile=a.compile, bf16=None if prec == 'bf16' else False)
@@ -87,7 +87,7 @@ def main():
     def done(l): getattr(l.loss_func, 'loss', l.loss_func).remove()
     res, warm = {}, {}
     for path in only * a.repeat:
-        l = learner(path)
+        l = learner(path); size = n_params(l.model)
         if path == 'plain':
             ips = time_loop(l.model, dls.train, a.steps, a.warmup, lr=1e-4, precision='fp32' if srnet else prec, loss_func=l.loss_func, wd=1e-3)
         elif path in ('fastai', 'fast', 'fast_path'):
@@ -98,7 +98,7 @@ def main():
         print(f'  {path:>10}: {ips:8.1f} img/s', flush=True)
 
     gpu = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
-    model = (f'SRNet ({n_params(load_upscaler()):,} parameters, the shipped weights)' if srnet else f'U-Net {a.arch}')
+    model = f'SRNet ({size:,} parameters, the shipped weights)' if srnet else f'U-Net {a.arch} ({size:,} parameters)'
     feat = {'lesson': 'VGG16-bn 22/32/42', 'own': 'degradation_net', 'quick': 'VGG16-bn 5/12'}[a.feat]
     print(f'{gpu}; {a.size}px, bs {a.bs}, {a.steps} timed steps after {a.warmup}, {prec}, {model}, '
           f'feature net: {feat}, {"pretrained if available" if a.pretrained else "random weights"}'

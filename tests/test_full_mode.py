@@ -2,7 +2,7 @@
 (the lesson's sizes, models and schedules) but with every fastai epoch cut to two training and two validation batches,
 `fit_resumable`'s checkpointed schedules cut to two epochs (each still checkpointed and resumable), the held-out photos cut to three, and hand-written optimisation loops (a cell's `STEPS = ...`) cut to four steps (quick mode's: snapshots are taken at a quarter, half and all of them).
 
-    pytest -m slow tests/test_full_mode.py          # all lessons (tens of minutes on 2 cores)
+    pytest -m slow tests/test_full_mode.py          # all lessons (about an hour and a half on 2 cores; 04 alone about 55 min)
     pytest -m slow tests/test_full_mode.py -k 05    # one
 
 Accuracy and quality asserts cannot hold after two batches an epoch, so `AssertionError`s are collected and reported,
