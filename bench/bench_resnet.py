@@ -12,9 +12,14 @@ All timing is `imgcourse.train`'s (`time_loop`, `time_learner`).
 
 On a CPU the eager loop's speed depends on the allocator: glibc maps and unmaps each activation larger than its mmap
 threshold, and raises that threshold by itself after large blocks are freed. Here the same eager loop ran ~15% faster
-after loading MNIST (as this script does first) than in a fresh process on random data, and ~18% faster in a fresh
-process with `MALLOC_MMAP_THRESHOLD_=1000000000`, while the compiled path barely moved. Compare paths within one run,
-as this script does, or set `MALLOC_MMAP_THRESHOLD_` (or use jemalloc/tcmalloc) for every path.
+after loading MNIST (as this script does first) than in a fresh process on random data, and ~15% faster in a fresh
+process with both `MALLOC_MMAP_THRESHOLD_=1000000000` and `MALLOC_TRIM_THRESHOLD_=1000000000`, while the compiled
+path barely moved. Setting the mmap threshold alone made both paths slower (glibc then trims the heap after each step
+and faults the pages back in), the eager one more, which inflates the ratio. Compare paths within one run, as this
+script does, or set both variables (or use jemalloc/tcmalloc) for every path.
+
+`--profile` shows where a training step's time goes (self CPU time of the profiled ops, by kind) for the plain loop and
+the fast path: on a small CPU model most of it is oneDNN's convolutions, which compilation cannot fuse.
 
 All use the same model, batch size, augmentation and precision. Example (GPU):
     python bench/bench_resnet.py --bs 512 --steps 200
@@ -22,6 +27,7 @@ Overhead per batch, where it dominates (tiny model, small batch):
     python bench/bench_resnet.py --widths 2,2,2,2 --bs 16 --steps 200 --paths fast,learner,loop
 """
 import argparse, os, time, platform
+os.environ.setdefault('KINETO_LOG_LEVEL', '5')  # --profile: no GPU-probe errors from the profiler on a CPU-only machine
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import torch
 from fastai.vision.all import Learner, CrossEntropyLossFlat, defaults, default_device
@@ -52,6 +58,7 @@ def main():
     p.add_argument('--repeat', type=int, default=1, help='time each path this many times (interleaved); best and median reported')
     p.add_argument('--fast-bf16', default='no', choices=['no', 'yes', 'auto'], help="fast_path's bf16 autocast (auto: on CPUs with AMX)")
     p.add_argument('--backend', default='inductor', help="fast_path's torch.compile backend ('eager': trace only, for smoke tests)")
+    p.add_argument('--profile', action='store_true', help='instead of timing: profile --steps batches of the plain loop and fast_path, time shares by kind of op')
     a = p.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     dev = torch.device(a.device) if a.device else default_device()
@@ -88,6 +95,7 @@ def main():
         print(f'RESULT {a.data} {a.model}: accuracy {learn.recorder.values[-1][-1]:.4f} on {len(xv)} test images, '
               f'{secs:.0f} s wall time for {a.train} epochs (validation included) on {dev}')
         return
+    if a.profile: return profile(a, tdls, widths, prec)
     res = {}
     for name in a.paths.split(',') * a.repeat:
         torch.manual_seed(0)
@@ -117,5 +125,31 @@ def main():
         print('relative to the plain loop (best of each): ' + ', '.join(f'{k} {v/res["loop"]:.2f}x' for k, v in res.items() if k != 'loop'))
         floor = a.bs / res['loop'] * 1e3
         print('overhead over the plain loop, ms/batch: ' + ', '.join(f'{k} {a.bs/v*1e3 - floor:+.2f}' for k, v in res.items() if k != 'loop'))
+
+KINDS = (('convolutions (oneDNN)', ('convolution',)),
+         ('compiled graph (fused kernels, its wrapper)', ('compiledfxgraph', 'cpp_fused', 'graph_')),
+         ('batchnorm', ('batch_norm',)),
+         ('optimizer', ('optimizer', 'adam', 'foreach')))
+
+def kind(name):
+    "The kind of a profiled op, by its name"
+    n = name.lower()
+    return next((k for k, keys in KINDS if any(o in n for o in keys)), 'everything else (elementwise, autograd, Python)')
+
+def profile(a, tdls, widths, prec):
+    "Self CPU time of `a.steps` training batches by kind of op, for the plain loop and the fast path"
+    from torch.profiler import profile as tprofile, ProfilerActivity
+    torch.manual_seed(0); m = resnet_mnist(widths)
+    fl = fast_path(fast_learner(tdls, resnet_mnist(widths), precision=prec), bf16=dict(no=False, yes=True, auto=None)[a.fast_bf16], backend=a.backend)
+    time_learner(fl, 2, 1)  # compile outside the profile
+    runs = {'loop': lambda: time_loop(m, tdls.train, a.steps, 1, precision=prec),
+            'fast_path': lambda: time_learner(fl, a.steps, 1)}
+    for name, run in runs.items():
+        with tprofile(activities=[ProfilerActivity.CPU]) as prof: run()
+        shares = {}
+        for e in prof.key_averages(): shares[kind(e.key)] = shares.get(kind(e.key), 0) + e.self_cpu_time_total
+        total = sum(shares.values())
+        print(f'{name}: {total/1e3/(a.steps+1):.2f} ms/batch profiled (the profiler adds its own overhead); ' +
+              ', '.join(f'{k} {v/total:.0%}' for k, v in sorted(shares.items(), key=lambda o: -o[1])), flush=True)
 
 if __name__ == '__main__': main()

@@ -18,6 +18,14 @@ def test_bench_resnet():
                 '--warmup', '1', '--paths', 'loop,fast,learner,fast_path', '--backend', 'eager', '--repeat', '2')
     assert 'relative to the plain loop' in out and 'fast_path warm-up' in out and 'median of 2' in out, out
 
+def test_bench_resnet_profile():
+    "`--profile` splits a step's time by kind of op, for the plain loop and the fast path"
+    out = bench('bench_resnet.py', '--device', 'cpu', '--threads', '1', '--bs', '16', '--n', '64', '--steps', '2',
+                '--backend', 'eager', '--fast-bf16', 'yes', '--profile')
+    lines = [l for l in out.splitlines() if 'ms/batch profiled' in l]
+    assert [l.split(':')[0] for l in lines] == ['loop', 'fast_path'], out
+    assert all('convolutions (oneDNN)' in l and '%' in l for l in lines), out
+
 def test_bench_superres():
     out = bench('bench_superres.py', '--device', 'cpu', '--threads', '1', '--arch', 'resnet18', '--bs', '2', '--size', '32',
                 '--steps', '2', '--warmup', '1', '--only', 'loop,learner,learner+speed')
