@@ -10,17 +10,16 @@ data/sr_photos (split by source photo). Prints each model's training wall time a
     python bench/sr_table.py --unet-steps 2 --ft-steps 2 --feat-steps 2 --crit-epochs 1 --gan-epochs 1 \\
         --n-photos 1 --max-side 64 --ft-size 32 --n-items 12   # a smoke run (a minute)
 """
-import argparse, json, math, os, tempfile, time
-from pathlib import Path
+import argparse, json, math, os, time
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import torch, pandas as pd
 from fastai.vision.all import resnet34, Learner, MSELossFlat, set_seed
 from fastai.vision.all import defaults, ProgressCallback
 defaults.callbacks = [c for c in defaults.callbacks if c is not ProgressCallback]  # no progress bars in this table's log
-from imgcourse.data import data_dir, get_photos, image_files, pretrained_ok
+from imgcourse.data import data_dir, get_photos, image_files, pretrained_ok, scratch_dir
 from imgcourse.metrics import sr_split, psnr, ssim
-from imgcourse.superres import sr_dls, sr_learner, make_residual, load_upscaler, upscale_fn, charbonnier
+from imgcourse.superres import sr_dls, sr_learner, make_residual, load_upscaler, upscale_fn
 from imgcourse.losses import (heldout_compare, finetune_upscaler, train_degradation_net, balanced_feature_loss, upscaler_batch,
                               UnitRange, vgg_features, frozen, pool_relus)
 from imgcourse.gan import ImageNetIO, short_gan, best_snapshot, load_snapshot
@@ -50,7 +49,7 @@ def main(args=None):
     if a.threads: torch.set_num_threads(a.threads)
     train, held = sr_split()
     held = held[:a.n_photos] if a.n_photos else held
-    work = Path(tempfile.mkdtemp(prefix='imgcourse-srtable-'))
+    work = scratch_dir('srtable')  # the GAN's files: removed at exit, or by the next run if this one is killed
     fns, made = {}, {}
     meta = json.loads((data_dir()/'weights'/'upscaler.json').read_text())
     fns['upscaler (pixel loss)'] = upscale_fn(load_upscaler())

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #2e6c882d
 from __future__ import annotations
-import os, sys, gzip, struct, random, hashlib, logging, warnings, shutil, signal, threading, time, zlib, functools
+import os, sys, gzip, struct, random, hashlib, logging, warnings, shutil, signal, threading, time, zlib, functools, atexit, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -18,10 +18,11 @@ from fastai.vision.core import PILImage
 
 # %% auto #0
 __all__ = ['MODES', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'FASHION_URL', 'FASHION_FILES', 'env_flag', 'has_gpu',
-           'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'cache_dir', 'offline', 'fetch',
-           'BadImageError', 'to_rgb', 'show_name', 'why_unreadable', 'load_rgb', 'check_image', 'sigterm_as_interrupt',
-           'pmap', 'image_files', 'PILImageRGB', 'get_mnist', 'read_idx', 'idx_len', 'fashion_idx', 'get_fashion_mnist',
-           'get_photos', 'get_bedrooms', 'crappify', 'crappified_name', 'crappify_folder', 'pretrained_ok', 'tv_model']
+           'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'cache_dir', 'offline', 'scratch_dir',
+           'fetch', 'BadImageError', 'to_rgb', 'show_name', 'why_unreadable', 'load_rgb', 'check_image',
+           'sigterm_as_interrupt', 'pmap', 'image_files', 'PILImageRGB', 'get_mnist', 'read_idx', 'idx_len',
+           'fashion_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms', 'crappify', 'crappified_name',
+           'crappify_folder', 'pretrained_ok', 'tv_model']
 
 # %% ../nbs/00_data.ipynb #d0dcf0db
 MODES = ('quick', 'cpu', 'full')
@@ -73,7 +74,7 @@ def by_mode(quick, # the value in quick mode
 class _StderrHandler(logging.StreamHandler):
     "A handler that writes to whatever `sys.stderr` is when a message comes (a notebook's, a test's capture)"
     @property
-    def stream(self): return sys.stderr
+    def stream(self, _sys=sys): return _sys.stderr  # `sys` bound now: still there when logging flushes at exit
     @stream.setter
     def stream(self, v): pass
 
@@ -137,6 +138,26 @@ def cache_dir() -> Path:
 def offline() -> bool:
     "True when `IMGCOURSE_OFFLINE=1`: getters use local data without trying to download"
     return env_flag('IMGCOURSE_OFFLINE')
+
+def _alive(pid:int) -> bool:
+    "True if process `pid` exists (or might: one we may not signal)"
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except (PermissionError, OSError): return True
+    return True
+
+def scratch_dir(name:str, # what the folder is for, e.g. 'superres': it is named `imgcourse-{name}-{pid}-{random}`
+               ) -> Path:
+    "A fresh folder in the system's temporary folder, removed when Python exits; `name`'s folders left by killed runs go first"
+    if os.name == 'posix':  # a run killed before it could clean up left its folder behind: its process is gone
+        uid = os.getuid()
+        for d in Path(tempfile.gettempdir()).glob(f'imgcourse-{name}-*-*'):
+            try: pid, owner = int(d.name.split('-')[-2]), d.stat().st_uid
+            except (ValueError, OSError): continue
+            if owner == uid and pid != os.getpid() and not _alive(pid): shutil.rmtree(d, ignore_errors=True)
+    d = Path(tempfile.mkdtemp(prefix=f'imgcourse-{name}-{os.getpid()}-'))
+    atexit.register(shutil.rmtree, d, True)
+    return d
 
 # %% ../nbs/00_data.ipynb #823b7aa1
 def fetch(url:str, # one of fastai's `URLs.*`

@@ -9,7 +9,7 @@ which mode, data, device and wall time produced them. One command regenerates ev
 
 Afterwards run `nbdev-clean` (it keeps outputs) and commit the notebooks.
 """
-import argparse, atexit, datetime, json, os, platform, re, shutil, sys, tempfile, time
+import argparse, datetime, json, os, platform, re, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +62,8 @@ def main():
     p.add_argument('--keep-cache', action='store_true', help="use the usual cache (and its checkpoints) instead of a fresh one")
     a = p.parse_args()
     if not a.keep_cache:  # a checkpoint left by an earlier run with other settings must not be resumed into the committed outputs
-        os.environ['IMGCOURSE_CACHE'] = d = tempfile.mkdtemp(prefix='imgcourse-run-')
-        atexit.register(shutil.rmtree, d, ignore_errors=True)
+        from imgcourse.data import scratch_dir  # removed at exit, or by the next run if this one is killed
+        os.environ['IMGCOURSE_CACHE'] = str(scratch_dir('run'))
     from imgcourse.run import run_notebook, find_notebook
     nbs = [find_notebook(n) for n in a.names] if a.names else sorted((ROOT/'nbs').glob('0[1-9]_*.ipynb'))
     dev, failed = device_line(), []

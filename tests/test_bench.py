@@ -66,7 +66,9 @@ def test_sr_robustness_smoke():
     assert 'held-out photos' in out and 'box' in out and 'd_psnr_y' in out, out
 
 def test_sr_table_smoke():
-    "Every super-resolution model of the course in one held-out table: a few steps each"
+    "Every super-resolution model of the course in one held-out table: a few steps each; its scratch folder goes at exit"
+    import tempfile
+    before = set(Path(tempfile.gettempdir()).glob('imgcourse-srtable-*'))
     out = bench('sr_table.py', '--unet-steps', '2', '--ft-steps', '2', '--feat-steps', '2', '--crit-epochs', '1', '--gan-epochs', '1',
                 '--n-photos', '1', '--max-side', '64', '--ft-size', '32', '--n-items', '12', '--threads', '1', timeout=600)
     for row in ('bicubic', 'lesson U-Net', 'residual U-Net', 'upscaler (pixel loss)', 'feature loss (random VGG)',
@@ -74,6 +76,7 @@ def test_sr_table_smoke():
         assert row in out, (row, out)
     assert 'how each model was made' in out and 'lesson' in out and 'x4' in out, out
     assert 'train_loss' not in out, out  # no fastai progress tables in the log
+    assert set(Path(tempfile.gettempdir()).glob('imgcourse-srtable-*')) <= before
 
 def test_bench_wgan():
     "The WGAN pair three ways: fastai's path, a plain loop, and the fast path with bf16 forced on (any CPU runs bf16 autocast)"

@@ -497,3 +497,31 @@ def test_say_writes_to_the_current_stderr(capsys):
     "Messages reach whatever stderr is now (an executed notebook's, a test's), not the one at import time"
     say('photos: where the data came from', once=False)
     assert 'imgcourse: photos: where the data came from' in capsys.readouterr().err
+
+def _py(code, tmp):
+    "Run `code` in a fresh Python whose temporary folder is `tmp`; its stdout"
+    env = {**os.environ, 'TMPDIR': str(tmp), 'PYTHONPATH': str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, '-c', 'from imgcourse.data import scratch_dir\n' + code], capture_output=True, text=True, env=env, timeout=120)
+    return r
+
+def test_scratch_dir_is_removed_at_exit_and_after_a_kill(tmp_path):
+    r = _py("print(scratch_dir('t'))", tmp_path)
+    assert r.returncode == 0 and Path(r.stdout.strip()).parent == tmp_path and not Path(r.stdout.strip()).exists(), r
+    r = _py("import os, signal; d = scratch_dir('t'); (d/'ckpt').write_bytes(b'x' * 1000); print(d, flush=True); os.kill(os.getpid(), signal.SIGKILL)", tmp_path)
+    killed = Path(r.stdout.strip())
+    assert r.returncode == -signal.SIGKILL and (killed/'ckpt').exists()   # a killed run cannot clean up ...
+    other = tmp_path/'imgcourse-u-1-x'; other.mkdir()                    # (another name's folder)
+    r = _py("d = scratch_dir('t'); print(d, d.exists())", tmp_path)     # ... the next run of the same name does
+    assert r.stdout.split()[1] == 'True' and not killed.exists() and other.exists(), r
+
+def test_scratch_dir_keeps_live_processes_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv('TMPDIR', str(tmp_path)); monkeypatch.setattr(D.tempfile, 'tempdir', None)
+    mine = scratch_dir('t')
+    live = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        theirs = tmp_path/f'imgcourse-t-{live.pid}-abc'; theirs.mkdir()
+        again = scratch_dir('t')
+        assert mine.exists() and theirs.exists() and again.exists() and again != mine
+        assert str(os.getpid()) in mine.name
+    finally: live.kill(); live.wait()
+    scratch_dir('t'); assert not theirs.exists()  # once that process is gone, its folder goes too
