@@ -143,7 +143,7 @@ def _alive(pid:int) -> bool:
     "True if process `pid` exists (or might: one we may not signal)"
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
-    except (PermissionError, OSError): return True
+    except OSError: return True  # e.g. PermissionError: it exists, owned by someone else
     return True
 
 def scratch_dir(name:str, # what the folder is for, e.g. 'superres': it is named `imgcourse-{name}-{pid}-{random}`

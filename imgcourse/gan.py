@@ -17,7 +17,7 @@ from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, Resize, aug
                                DataLoaders, Learner, Callback, Adam, progress_bar, show_images)
 from fastai.vision.gan import (GANLearner, gan_critic, AdaptiveLoss, accuracy_thresh_expand, AdaptiveGANSwitcher,
                                GANDiscriminativeLR)
-from .data import say, cache_dir, scratch_dir, image_files, IMAGE_EXTS, PILImageRGB, crappified_name, crappify_folder
+from .data import say, cache_dir, image_files, IMAGE_EXTS, PILImageRGB, crappified_name, crappify_folder
 from .superres import crappy_dir, upscale, _repeat_split
 from .metrics import psnr, ssim, denorm, lpips_metric, sr_scores, LOWER_IS_BETTER
 from .losses import FeatDist
