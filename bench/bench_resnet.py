@@ -1,4 +1,4 @@
-"""Training throughput (images/s, validation excluded) of the lesson's ResNet on MNIST-shaped data, four ways:
+"""Training throughput (images/s, validation excluded) of the lesson's ResNet on MNIST-shaped data, seven ways:
 
 - fast:    `fast_learner` + `fast_dls` (data on the device, augmentation there, lean callbacks, fused AdamW)
 - folder:  a default fastai `Learner` + the lesson's folder `DataBlock` (PIL on the CPU, `num_workers` processes)
@@ -7,6 +7,8 @@
 - loop:    a plain PyTorch loop over `fast_dls` batches (forward, cross-entropy, backward, fused AdamW, zero_grad)
 - fast_path: `fast_learner` after `fast_path` (compiled training step, channels_last; bf16 with `--fast-bf16`);
            its warm-up (compilation included) is reported separately
+- compiled_loop: the plain loop with fast_path's choices (compiled model, channels_last, bf16 as `--fast-bf16`) and no
+           Learner: the ceiling for fast_path, and what the Learner's callbacks cost on top of it
 
 All timing is `imgcourse.train`'s (`time_loop`, `time_learner`).
 
@@ -30,7 +32,7 @@ import argparse, os, time, platform
 os.environ.setdefault('KINETO_LOG_LEVEL', '5')  # --profile: no GPU-probe errors from the profiler on a CPU-only machine
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import torch
-from fastai.vision.all import Learner, CrossEntropyLossFlat, defaults, default_device
+from fastai.vision.all import Learner, CrossEntropyLossFlat, defaults, default_device, ifnone
 from imgcourse.data import get_mnist, get_fashion_mnist, FASHION_SRC
 from imgcourse.resnet import *
 from imgcourse.train import *
@@ -106,6 +108,10 @@ def main():
             print(f'  fast_path warm-up: {a.warmup} batches in {fl.train_timer.warm_secs:.1f} s (compilation included)')
         elif name == 'fast': ips = time_learner(fast_learner(tdls, m, precision=prec), a.steps, a.warmup, clock=clock)
         elif name == 'loop': ips = time_loop(m, tdls.train, a.steps, a.warmup, precision=prec, clock=clock)
+        elif name == 'compiled_loop':
+            bf16 = ifnone(dict(no=False, yes=True, auto=None)[a.fast_bf16], dev.type == 'cpu' and cpu_bf16())
+            ips = time_loop(m, tdls.train, a.steps, a.warmup, precision='bf16' if bf16 else prec, channels_last=True,
+                            compile=dict(backend=a.backend), clock=clock)
         elif name in ('learner', 'folder', 'learner_fused'):
             dls = tdls if name != 'folder' else folder_dls(files, bs=a.bs, stats=stats, num_workers=workers, device=dev)
             cbs = []

@@ -15,8 +15,8 @@ def bench(script, *args, timeout=300):
 
 def test_bench_resnet():
     out = bench('bench_resnet.py', '--device', 'cpu', '--threads', '1', '--bs', '16', '--n', '64', '--steps', '2',
-                '--warmup', '1', '--paths', 'loop,fast,learner,fast_path', '--backend', 'eager', '--repeat', '2')
-    assert 'relative to the plain loop' in out and 'fast_path warm-up' in out and 'median of 2' in out, out
+                '--warmup', '1', '--paths', 'loop,fast,learner,fast_path,compiled_loop', '--backend', 'eager', '--repeat', '2')
+    assert 'relative to the plain loop' in out and 'fast_path warm-up' in out and 'median of 2' in out and 'compiled_loop' in out, out
 
 def test_bench_resnet_profile():
     "`--profile` splits a step's time by kind of op, for the plain loop and the fast path"

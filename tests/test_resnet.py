@@ -123,6 +123,17 @@ def test_tensor_dl_epochs(tensors):
     with pytest.raises(TypeError): dl.new(bogus=1)
     with pytest.raises(ValueError): TensorDL(xt, yt[:5])
 
+def test_tensor_dl_shuffled_batches_keep_each_image_with_its_label():
+    "Shuffled batches are gathered rows (`index_select`): every image still comes with its own label, each once an epoch"
+    n = 200
+    x = (torch.arange(n) % 251).to(torch.uint8).view(n, 1, 1, 1).expand(n, 1, 4, 4).contiguous()  # image i is filled with i % 251
+    dl = TensorDL(x, torch.arange(n), bs=16, shuffle=True, drop_last=True)
+    seen = []
+    for xb, yb in dl:
+        assert torch.equal((xb[:, 0] * 255).round().long(), (yb % 251).view(-1, 1, 1).expand(-1, 4, 4)), yb
+        seen += yb.tolist()
+    assert len(seen) == len(set(seen)) == 192 and seen != sorted(seen)
+
 # the lean Learner
 class Count(Callback):
     "Counts the events it sees."

@@ -78,6 +78,17 @@ def test_repeat_dls_and_timers():
     assert learn.train_timer.warm_secs > 0 and learn.train_timer.n == 12
     assert time_loop(tiny_model(), RepeatDL(b, 6), steps=3, warmup=2, channels_last=True) > 0
 
+def test_time_loop_compiles_when_asked(monkeypatch):
+    "`time_loop(compile=...)` times the model through `torch.compile`, with the arguments given"
+    calls, real = [], torch.compile
+    def spy(m, **kw): calls.append(kw); return real(m, **kw)
+    monkeypatch.setattr(torch, 'compile', spy)
+    b = (torch.randn(4, 1, 12, 12), torch.randint(0, 2, (4,)))
+    m = tiny_model(); w0 = m[0].weight.detach().clone()
+    assert time_loop(m, RepeatDL(b, 6), steps=3, warmup=2) > 0 and calls == []
+    assert time_loop(m, RepeatDL(b, 6), steps=3, warmup=2, compile=dict(backend='eager')) > 0
+    assert calls == [dict(backend='eager')] and not torch.equal(m[0].weight, w0)  # compiled once, and it trained
+
 # checkpoints: never half-written, a damaged one named and passed over
 class _StopAfterFirstEpoch(Callback):
     order = 70  # after `EpochCheckpoint` has saved the epoch
