@@ -280,6 +280,8 @@ def set_precision(learn, # a `Learner`
     learn.precision = precision
     return learn
 
+def _device(learn): return next(learn.model.parameters()).device if learn.dls.device is None else torch.device(learn.dls.device)
+
 def fast_learner(dls:DataLoaders, # e.g. from `fast_dls`
                  model:nn.Module, # e.g. `resnet_mnist()`
                  loss_func=None, # default: `FastCE()`
@@ -410,8 +412,6 @@ class CompiledTrain(Callback):
     def after_fit(self): self.model._compiled_call_impl = None
 
 # %% ../nbs/80_train.ipynb #6f50d089
-def _device(learn): return next(learn.model.parameters()).device if learn.dls.device is None else torch.device(learn.dls.device)
-
 @patch
 def to_compiled(self:Learner, dynamic:bool|None=False, # False: one compiled graph per input shape
                 **kwargs): # more arguments for `torch.compile` (e.g. `mode='max-autotune'`)

@@ -98,3 +98,11 @@ def test_find_notebook_accepts_a_path(tmp_path):
     src = _nb(tmp_path/'nb', 'x = 1', name='mine.ipynb')
     assert find_notebook(str(src)) == src
     assert find_notebook('nbs/90_run.ipynb').name == '90_run.ipynb'
+
+@pytest.mark.parametrize('name', ['00_data', '80_train', '81_metrics', '90_run'])
+def test_kit_notebooks_run_in_cpu_mode(tmp_path, name, monkeypatch):
+    "CPU mode is the default without a GPU, and `nbdev-test` only runs quick mode: each kit notebook must also run top to bottom in it"
+    monkeypatch.setenv('IMGCOURSE_CACHE', str(tmp_path/'cache'))
+    out = run_notebook(find_notebook(name), tmp_path/f'{name}.ipynb', mode='cpu')
+    nb = nbformat.read(out, 4)
+    assert not [o for c in nb.cells if c.cell_type == 'code' for o in c.outputs if o['output_type'] == 'error']
