@@ -54,11 +54,12 @@ def _gather(x:float) -> list:
     return out
 
 def distrib_summary(learn:Learner, secs:float|None=None) -> dict:
-    "World size, backend, per-batch losses, accuracy, output shape and a weight checksum from every process"
+    "World size, backend, images per split, per-batch losses, accuracy, output shape and a weight checksum from every process"
     pg = torch.distributed.is_available() and torch.distributed.is_initialized()
     xb, _ = learn.dls.valid.one_batch()
     with torch.no_grad(): out = learn.model.eval()(xb)
     return dict(world_size=torch.distributed.get_world_size() if pg else 1, backend=torch.distributed.get_backend() if pg else None,
+                images=[len(learn.dls.train_ds), len(learn.dls.valid_ds)],  # what was used: the offline sample may hold fewer than asked
                 losses=[round(float(l), 4) for l in learn.recorder.losses], valid_loss=float(learn.recorder.values[-1][1]),
                 accuracy=float(learn.recorder.values[-1][2]), out_shape=list(out.shape), params=n_params(learn.model),
                 checksums=_gather(sum(p.double().sum().item() for p in learn.model.parameters())), wall_s=secs)

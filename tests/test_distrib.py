@@ -16,6 +16,7 @@ def test_two_processes_train_one_model(runs):
     assert len(two['checksums']) == 2 and two['checksums'][0] == two['checksums'][1]  # DDP kept the copies equal
     assert two['out_shape'][1:] == one['out_shape'][1:] == [10]
     assert len(two['losses']) == len(one['losses'])  # same total batch, same number of steps
+    assert one['images'] == two['images'] == [512, 128]  # the summary says how much data was used
 
 def test_loss_falls(runs):
     for s in runs:
