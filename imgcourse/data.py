@@ -11,6 +11,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 # fastai scripts a few functions with `torch.jit.script`, which recent PyTorch deprecates: harmless, and said on every import
 warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning, module=r'torch\.jit\._script')
+# fastai's weight-normalised layers (`NormType.Weight`, the lesson's U-Net decoder) use `torch.nn.utils.weight_norm`, which PyTorch
+# deprecates in favour of its parametrization: harmless (the same computation), and said each time such a model is built
+warnings.filterwarnings('ignore', message=r'`torch\.nn\.utils\.weight_norm` is deprecated', category=FutureWarning)
 from fastcore.all import L, defaults, ifnone
 from fastprogress.fastprogress import progress_bar
 from fastai.data.external import untar_data, URLs, fastai_path

@@ -236,7 +236,7 @@ def _crop(im, m):
     return im.crop(((w - cw)//2, (h - ch)//2, (w - cw)//2 + cw, (h - ch)//2 + ch))
 
 def heldout_compare(fns:dict, # name -> function from a (1, 3, h, w) bicubic-upsampled image in [0, 1] to its output (see `upscale_fn`)
-                    files=None, # photos no model was trained on (default: the held-out half of `sr_split()`)
+                    files=None, # photos no model was trained on (default: the held-out part of `sr_split()`)
                     kind:str='lesson', # the degradation (see `degrade`)
                     max_side:int|None=None, # centre-crop each photo to at most this many px a side
                    ) -> pd.DataFrame:
@@ -269,7 +269,7 @@ class UnitRange(nn.Module):
 # %% ../nbs/03_perceptual_loss.ipynb #b6148e02
 def finetune_upscaler(loss_func, # a loss on images in [0, 1] (wrap a `FeatureLoss` in `UnitRange`)
                       steps:int=200, # batches, in one cycle
-                      files=None, # training photos (default: the training half of `sr_split()`)
+                      files=None, # training photos (default: the training part of `sr_split()`)
                       size:int=64, bs:int=8, lr:float=2e-4, seed:int=0,
                       model=None, # default: the shipped upscaler, `load_upscaler()`
                      ) -> Learner:
@@ -303,7 +303,7 @@ def degradation_net(widths:tuple=(32, 64, 128), # channels of each block
     return nn.Sequential(body, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], len(DEGRADATIONS)))
 
 def train_degradation_net(steps:int=400, # training batches
-                          files=None, # training photos (default: the training half of `sr_split()`)
+                          files=None, # training photos (default: the training part of `sr_split()`)
                           bs:int=32, size:int=64, lr:float=2e-3, seed:int=0, n_valid:int=256,
                          ) -> Learner:
     "Train `degradation_net` to tell which damage a crop has; accuracy on fixed crops of the same photos"
@@ -333,7 +333,7 @@ def balanced_feature_loss(m_feat:nn.Module, # frozen feature network
 
 def upscaler_batch(size:int=64, # crop size
                    n:int=32, # crops
-                   files=None, # training photos (default: the training half of `sr_split()`)
+                   files=None, # training photos (default: the training part of `sr_split()`)
                    seed:int=2,
                   ) -> tuple:
     "The shipped upscaler's outputs for a fixed batch of degraded training crops, and the crops: `(pred, targ)`, ImageNet-normalised"

@@ -213,7 +213,7 @@ def sr_split(folder=None, # default: `data_dir()/'sr_photos'`
 
 # %% ../nbs/81_metrics.ipynb #e3501df7
 def heldout_eval(fn, # (1, 3, h, w) bicubic-upsampled input in [0, 1] -> output of the same shape
-                 files=None, # photos never trained on (default: the held-out half of `sr_split()`)
+                 files=None, # photos never trained on (default: the held-out part of `sr_split()`)
                  kinds=KINDS, # degradations (see `degrade`)
                  max_side:int|None=None, # centre-crop each photo to at most this many px a side (quick runs)
                 ) -> pd.DataFrame:

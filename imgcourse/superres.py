@@ -348,7 +348,7 @@ def upscaler_dls(files, bs:int=16, steps:int=100, size:int=96, n_valid:int=64, m
     return DataLoaders(DataLoader(trn, bs=bs, drop_last=True, num_workers=0), DataLoader(val, bs=bs, num_workers=0))
 
 # %% ../nbs/02_unet_superres.ipynb #6ff1ad6d
-def train_upscaler(files=None, # training photos (default: the training half of `sr_split()`)
+def train_upscaler(files=None, # training photos (default: the training part of `sr_split()`)
                    epochs:int=60, steps:int=100, bs:int=16, size:int=96, lr:float=1e-3,
                    nf:int=48, nb:int=8, down:int=2, # `SRNet`'s shape
                    seed:int=0,
