@@ -84,8 +84,9 @@ def test_time_loop_compiles_when_asked(monkeypatch):
     def spy(m, **kw): calls.append(kw); return real(m, **kw)
     monkeypatch.setattr(torch, 'compile', spy)
     b = (torch.randn(4, 1, 12, 12), torch.randint(0, 2, (4,)))
-    m = tiny_model(); w0 = m[0].weight.detach().clone()
+    m = tiny_model()
     assert time_loop(m, RepeatDL(b, 6), steps=3, warmup=2) > 0 and calls == []
+    w0 = m[0].weight.detach().clone()
     assert time_loop(m, RepeatDL(b, 6), steps=3, warmup=2, compile=dict(backend='eager')) > 0
     assert calls == [dict(backend='eager')] and not torch.equal(m[0].weight, w0)  # compiled once, and it trained
 
