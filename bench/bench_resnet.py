@@ -62,6 +62,7 @@ def main():
     p.add_argument('--backend', default='inductor', help="fast_path's torch.compile backend ('eager': trace only, for smoke tests)")
     p.add_argument('--profile', action='store_true', help='instead of timing: profile --steps batches of the plain loop and fast_path, time shares by kind of op')
     a = p.parse_args()
+    a.bf16 = dict(no=False, yes=True, auto=None)[a.fast_bf16]  # fast_path's `bf16` argument
     if a.threads: torch.set_num_threads(a.threads)
     dev = torch.device(a.device) if a.device else default_device()
     clock = time.process_time if a.clock == 'cpu' else time.perf_counter
@@ -103,13 +104,13 @@ def main():
         torch.manual_seed(0)
         m = resnet_mnist(widths)
         if name == 'fast_path':
-            fl = fast_path(fast_learner(tdls, m, precision=prec), bf16=dict(no=False, yes=True, auto=None)[a.fast_bf16], backend=a.backend)
+            fl = fast_path(fast_learner(tdls, m, precision=prec), bf16=a.bf16, backend=a.backend)
             ips = time_learner(fl, a.steps, a.warmup, clock=clock)
             print(f'  fast_path warm-up: {a.warmup} batches in {fl.train_timer.warm_secs:.1f} s (compilation included)')
         elif name == 'fast': ips = time_learner(fast_learner(tdls, m, precision=prec), a.steps, a.warmup, clock=clock)
         elif name == 'loop': ips = time_loop(m, tdls.train, a.steps, a.warmup, precision=prec, clock=clock)
         elif name == 'compiled_loop':
-            bf16 = ifnone(dict(no=False, yes=True, auto=None)[a.fast_bf16], dev.type == 'cpu' and cpu_bf16())
+            bf16 = ifnone(a.bf16, dev.type == 'cpu' and cpu_bf16())
             ips = time_loop(m, tdls.train, a.steps, a.warmup, precision='bf16' if bf16 else prec, channels_last=True,
                             compile=dict(backend=a.backend), clock=clock)
         elif name in ('learner', 'folder', 'learner_fused'):
@@ -146,7 +147,7 @@ def profile(a, tdls, widths, prec):
     "Self CPU time of `a.steps` training batches by kind of op, for the plain loop and the fast path"
     from torch.profiler import profile as tprofile, ProfilerActivity
     torch.manual_seed(0); m = resnet_mnist(widths)
-    fl = fast_path(fast_learner(tdls, resnet_mnist(widths), precision=prec), bf16=dict(no=False, yes=True, auto=None)[a.fast_bf16], backend=a.backend)
+    fl = fast_path(fast_learner(tdls, resnet_mnist(widths), precision=prec), bf16=a.bf16, backend=a.backend)
     time_learner(fl, 2, 1)  # compile outside the profile
     runs = {'loop': lambda: time_loop(m, tdls.train, a.steps, 1, precision=prec),
             'fast_path': lambda: time_learner(fl, a.steps, 1)}
