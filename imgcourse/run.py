@@ -29,10 +29,11 @@ def find_notebook(name:str, # a notebook's name or a unique part of it, like `01
 
 # %% ../nbs/90_run.ipynb #5b15a09f
 _BAR = re.compile(r'[^\r\n|]*\|[█X\-]*\| [\d.]+% \[[^\]\r\n]*\]')  # fastprogress's console bar: `prefix |███---| 42.00% [5/12 00:03<00:05 ...]`
+_CLEARED = re.compile(r'[^\r\n|:]{0,40}: {20,}')  # what a bar stopped early leaves: its prefix (`Epoch 3/4 :`) and blanks
 
 def _visible(line:str) -> str:
     "What a terminal shows of `line` after its carriage returns, without progress bars"
-    segs = [s for s in line.split('\r') if s.strip() and s != '█' and not _BAR.fullmatch(s)]
+    segs = [s for s in line.split('\r') if s.strip() and s != '█' and not _BAR.fullmatch(s) and not _CLEARED.fullmatch(s)]
     return segs[-1] if segs else ''
 
 def clean_streams(nb):
@@ -43,8 +44,9 @@ def clean_streams(nb):
         for o in c.get('outputs', []):
             if o.get('output_type') == 'stream':
                 txt = ''.join(o['text']) if isinstance(o['text'], list) else o['text']
-                if '\r' in txt or '█' in txt:
-                    lines = [_visible(_BAR.sub(lambda m: '\r', l)) if ('\r' in l or '█' in l) else l for l in txt.split('\n')]
+                if '\r' in txt or '█' in txt or _CLEARED.search(txt):
+                    lines = [_visible(_BAR.sub(lambda m: '\r', l)) if ('\r' in l or '█' in l or _CLEARED.fullmatch(l)) else l
+                             for l in txt.split('\n')]
                     txt = '\n'.join(l for l in lines if l is not None)
                     txt = re.sub(r'\n{2,}', '\n', txt).lstrip('\n')
                     if not txt.strip(): continue
