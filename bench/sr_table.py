@@ -20,6 +20,7 @@ defaults.callbacks = [c for c in defaults.callbacks if c is not ProgressCallback
 from imgcourse.data import data_dir, get_photos, image_files, pretrained_ok, scratch_dir
 from imgcourse.metrics import sr_split, psnr, ssim
 from imgcourse.superres import sr_dls, sr_learner, make_residual, load_upscaler, upscale_fn
+from imgcourse.train import epoch_lines
 from imgcourse.losses import (heldout_compare, finetune_upscaler, train_degradation_net, balanced_feature_loss, upscaler_batch,
                               UnitRange, vgg_features, frozen, pool_relus)
 from imgcourse.gan import ImageNetIO, short_gan, best_snapshot, load_snapshot
@@ -32,7 +33,7 @@ def train_unet(dls, steps, residual, lr=3e-3):
     learn = sr_learner(dls, arch=resnet34, pretrained=pretrained_ok(resnet34))
     if residual: learn = make_residual(learn)
     learn.unfreeze()
-    with learn.no_bar(): learn.fit_one_cycle(max(1, math.ceil(steps / len(dls.train))), lr)
+    with epoch_lines(learn): learn.fit_one_cycle(max(1, math.ceil(steps / len(dls.train))), lr)
     return learn
 
 def main(args=None):

@@ -11,7 +11,7 @@ import torch
 from fastai.vision.all import *
 from fastai.distributed import DistributedDL
 from .data import get_mnist, say
-from .train import mnist_files, split_tensors, pixel_stats, n_params
+from .train import mnist_files, split_tensors, pixel_stats, n_params, epoch_lines
 from .resnet import resnet_mnist
 
 # %% auto #0
@@ -42,7 +42,7 @@ def train_distrib(n:int|tuple|None=(4096, 1024), epochs:int=2, bs:int=128, lr:fl
     set_seed(seed)  # the same weights in every process (DDP also copies process 0's before the first step)
     learn = Learner(mnist_dls(n, bs), resnet_mnist(), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
     gpu = torch.cuda.is_available()  # without a GPU, accelerate must be told to use CPU processes (gloo)
-    with learn.distrib_ctx(sync_bn=gpu, cpu=not gpu), learn.no_bar(): learn.fit_one_cycle(epochs, lr)
+    with learn.distrib_ctx(sync_bn=gpu, cpu=not gpu), epoch_lines(learn): learn.fit_one_cycle(epochs, lr)
     return learn
 
 # %% ../nbs/82_distrib.ipynb #9fa97459

@@ -16,7 +16,7 @@ from fastai.vision.all import *
 from fastai.callback.hook import hook_outputs
 from .data import is_quick, by_mode, mode_note, say, tv_model, pretrained_ok, get_photos, image_files, load_rgb, PILImageRGB
 from .metrics import lpips_metric, heldout_eval, degrade, file_seed, sr_split, psnr, im2t
-from .train import fast_path
+from .train import fast_path, epoch_lines
 from .superres import load_upscaler, upscaler_dls, UpscaleCrops, degrade_crop, charbonnier, upscale_fn
 
 # %% auto #0
@@ -278,7 +278,7 @@ def finetune_upscaler(loss_func, # a loss on images in [0, 1] (wrap a `FeatureLo
     dls = upscaler_dls(files if files is not None else sr_split()[0], bs=bs, steps=steps, size=size, n_valid=2*bs)
     learn = Learner(dls, (model or load_upscaler()).train(), loss_func=loss_func, metrics=partial(psnr, stats=None))
     fast_path(learn, compile=False, bf16=None)
-    with learn.no_bar(): learn.fit_one_cycle(1, lr)
+    with epoch_lines(learn): learn.fit_one_cycle(1, lr)
     return learn
 
 # %% ../nbs/03_perceptual_loss.ipynb #a0d88513

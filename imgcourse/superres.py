@@ -361,7 +361,7 @@ def train_upscaler(files=None, # training photos (default: the training part of 
     learn = Learner(dls, SRNet(nf, nb, down), loss_func=charbonnier, metrics=[partial(psnr, stats=None)])
     learn.arch = dict(nf=nf, nb=nb, down=down)
     fast_path(learn, compile=False, bf16=bf16)  # channels_last (and bf16 if asked); says what it chose
-    with learn.no_bar(): learn.fit_one_cycle(epochs, lr)
+    with epoch_lines(learn): learn.fit_one_cycle(epochs, lr)
     return learn
 
 # %% ../nbs/02_unet_superres.ipynb #24d8dc4f

@@ -16,9 +16,9 @@ from .data import *
 # %% auto #0
 __all__ = ['n_params', 'mnist_files', 'folder_tensors', 'split_tensors', 'pixel_stats', 'TensorDL', 'fast_dls', 'fast_adam',
            'LeanProgress', 'DeviceSmoothLoss', 'LeanRecorder', 'BF16', 'FastCE', 'FastLearner', 'default_precision',
-           'set_precision', 'fast_learner', 'checkpoints', 'save_atomic', 'load_latest', 'EpochCheckpoint',
-           'fit_resumable', 'speed_up', 'has_compiler', 'CompiledTrain', 'cpu_bf16', 'fast_path', 'TrainTimer',
-           'time_learner', 'time_steps', 'time_loop', 'RepeatDL', 'repeat_dls']
+           'set_precision', 'fast_learner', 'epoch_lines', 'checkpoints', 'save_atomic', 'load_latest',
+           'EpochCheckpoint', 'fit_resumable', 'speed_up', 'has_compiler', 'CompiledTrain', 'cpu_bf16', 'fast_path',
+           'TrainTimer', 'time_learner', 'time_steps', 'time_loop', 'RepeatDL', 'repeat_dls']
 
 # %% ../nbs/80_train.ipynb #d56d961e
 def n_params(m:nn.Module) -> int:
@@ -300,6 +300,18 @@ def fast_learner(dls:DataLoaders, # e.g. from `fast_dls`
     set_precision(learn, None if precision == 'auto' else precision)
     if ifnone(fast, mode() == 'cpu' and _device(learn).type == 'cpu'): fast_path(learn, compile=False, bf16=None if precision == 'auto' else False)
     return learn
+
+# %% ../nbs/80_train.ipynb #29dabbe4
+@contextlib.contextmanager
+def epoch_lines(learn:Learner):
+    "No progress bar while fitting: the `Recorder` prints one line per epoch, each value beside its name, not a bare list"
+    def log(vals):
+        names = learn.recorder.metric_names
+        print('  '.join(f'{n} {float(v):.4f}' if isinstance(v, (float, Tensor)) else f'{n} {v}' for n, v in zip(names, vals)), flush=True)
+    with learn.no_bar():
+        old, learn.logger = learn.logger, log
+        try: yield learn
+        finally: learn.logger = old
 
 # %% ../nbs/80_train.ipynb #fbcd6825
 def checkpoints(learn, # a `Learner`

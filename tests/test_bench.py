@@ -1,5 +1,5 @@
 "Each bench/ script runs end to end for a few steps on tiny sizes (CPU, seconds each): what CI can check of them."
-import os, subprocess, sys
+import os, re, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -75,7 +75,8 @@ def test_sr_table_smoke():
                 'feature loss (own network)', 'upscaler + GAN'):
         assert row in out, (row, out)
     assert 'how each model was made' in out and 'lesson' in out and 'x4' in out, out
-    assert 'train_loss' not in out, out  # no fastai progress tables in the log
+    assert not re.search(r'^epoch\s+train_loss', out, re.M), out  # no fastai progress tables in the log
+    assert re.search(r'^epoch 0  train_loss [\d.]+  valid_loss', out, re.M), out  # the U-Nets' epochs, named
     assert set(Path(tempfile.gettempdir()).glob('imgcourse-srtable-*')) <= before
 
 def test_bench_wgan():

@@ -136,3 +136,18 @@ def test_time_steps_counts_images_and_needs_a_warmup():
     ips = time_steps(calls.append, dl, steps=5, warmup=2, device='cpu')
     assert len(calls) == 7 and ips > 0                       # warm-up + timed steps, the loader repeated as needed
     with pytest.raises(ValueError, match='warmup'): time_steps(calls.append, dl, steps=1, warmup=0, device='cpu')
+
+def test_epoch_lines_names_every_value(capsys):
+    "Without a progress bar, each epoch prints as named values, not a bare list; the logger and the bar come back afterwards"
+    from fastai.callback.progress import ProgressCallback
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32')
+    bars = lambda: [type(c) for c in learn.cbs if isinstance(c, ProgressCallback)]
+    before = bars()
+    with epoch_lines(learn):
+        assert bars() == []
+        learn.fit(2, 1e-2)
+    lines = capsys.readouterr().out.splitlines()
+    assert [l.split()[::2] for l in lines] == [['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']] * 2, lines
+    assert [l.split()[1] for l in lines] == ['0', '1']
+    assert float(lines[0].split()[3]) == pytest.approx(float(learn.recorder.values[0][0]), abs=1e-4)
+    assert learn.logger is print and bars() == before
