@@ -33,6 +33,7 @@ def train_unet(dls, steps, residual, lr=3e-3):
     learn = sr_learner(dls, arch=resnet34, pretrained=pretrained_ok(resnet34))
     if residual: learn = make_residual(learn)
     learn.unfreeze()
+    print(f"{'residual' if residual else 'lesson'} U-Net:", end='  ', flush=True)
     with epoch_lines(learn): learn.fit_one_cycle(max(1, math.ceil(steps / len(dls.train))), lr)
     return learn
 

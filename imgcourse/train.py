@@ -302,16 +302,21 @@ def fast_learner(dls:DataLoaders, # e.g. from `fast_dls`
     return learn
 
 # %% ../nbs/80_train.ipynb #29dabbe4
+def _named(names, vals) -> str:
+    "One epoch's values beside their names (fastai's bare list where they do not line up, e.g. after a cancelled validation)"
+    if len(names) != len(vals): return str(list(vals))
+    fmt = lambda v: f'{float(v):.6f}' if isinstance(v, float) or (isinstance(v, Tensor) and v.numel() == 1) else str(v)
+    return '  '.join(f'{n} {fmt(v)}' for n, v in zip(names, vals))
+
 @contextlib.contextmanager
 def epoch_lines(learn:Learner):
-    "No progress bar while fitting: the `Recorder` prints one line per epoch, each value beside its name, not a bare list"
-    def log(vals):
-        names = learn.recorder.metric_names
-        print('  '.join(f'{n} {float(v):.4f}' if isinstance(v, (float, Tensor)) else f'{n} {v}' for n, v in zip(names, vals)), flush=True)
-    with learn.no_bar():
-        old, learn.logger = learn.logger, log
-        try: yield learn
-        finally: learn.logger = old
+    "No progress bar while fitting; where the `Recorder` would print a bare list, print each value beside its name"
+    pcbs = learn.cbs.filter(lambda c: isinstance(c, ProgressCallback))
+    learn.remove_cbs(pcbs)  # these very callbacks go back afterwards (fastai's `no_bar` puts back a new `ProgressCallback`)
+    old = learn.logger
+    if old is print: learn.logger = lambda vals: print(_named(learn.recorder.metric_names, vals), flush=True)  # `no_logging` stays silent
+    try: yield learn
+    finally: learn.logger = old; learn.add_cbs(pcbs)
 
 # %% ../nbs/80_train.ipynb #fbcd6825
 def checkpoints(learn, # a `Learner`

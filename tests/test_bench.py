@@ -76,7 +76,8 @@ def test_sr_table_smoke():
         assert row in out, (row, out)
     assert 'how each model was made' in out and 'lesson' in out and 'x4' in out, out
     assert not re.search(r'^epoch\s+train_loss', out, re.M), out  # no fastai progress tables in the log
-    assert re.search(r'^epoch 0  train_loss [\d.]+  valid_loss', out, re.M), out  # the U-Nets' epochs, named
+    for unet in ('lesson', 'residual'):  # each U-Net's epochs, named
+        assert re.search(rf'^{unet} U-Net:  epoch 0  train_loss [\d.]+  valid_loss', out, re.M), out
     assert set(Path(tempfile.gettempdir()).glob('imgcourse-srtable-*')) <= before
 
 def test_bench_wgan():

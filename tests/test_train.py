@@ -137,17 +137,46 @@ def test_time_steps_counts_images_and_needs_a_warmup():
     assert len(calls) == 7 and ips > 0                       # warm-up + timed steps, the loader repeated as needed
     with pytest.raises(ValueError, match='warmup'): time_steps(calls.append, dl, steps=1, warmup=0, device='cpu')
 
-def test_epoch_lines_names_every_value(capsys):
-    "Without a progress bar, each epoch prints as named values, not a bare list; the logger and the bar come back afterwards"
+def _bars(learn):
     from fastai.callback.progress import ProgressCallback
-    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32')
-    bars = lambda: [type(c) for c in learn.cbs if isinstance(c, ProgressCallback)]
-    before = bars()
+    return [c for c in learn.cbs if isinstance(c, ProgressCallback)]
+
+def _same(a, b): return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+@pytest.mark.parametrize('kind', ['fast_learner', 'Learner'])
+def test_epoch_lines_names_every_value(kind, capsys):
+    "Without a progress bar, each epoch prints as named values, not a bare list; the logger and the very same bar come back"
+    from fastai.vision.all import accuracy
+    learn = (fast_learner(tiny_dls(), tiny_model(), precision='fp32') if kind == 'fast_learner' else
+             Learner(tiny_dls(), tiny_model(), loss_func=CrossEntropyLossFlat(), metrics=accuracy))
+    before = _bars(learn)
+    assert before  # both kinds come with a progress callback
     with epoch_lines(learn):
-        assert bars() == []
+        assert _bars(learn) == []
         learn.fit(2, 1e-2)
     lines = capsys.readouterr().out.splitlines()
     assert [l.split()[::2] for l in lines] == [['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']] * 2, lines
     assert [l.split()[1] for l in lines] == ['0', '1']
-    assert float(lines[0].split()[3]) == pytest.approx(float(learn.recorder.values[0][0]), abs=1e-4)
-    assert learn.logger is print and bars() == before
+    assert [float(l.split()[5]) for l in lines] == pytest.approx([float(v[1]) for v in learn.recorder.values], abs=1e-6)
+    assert learn.logger is print and _same(_bars(learn), before)
+
+class _Boom(Callback):
+    def after_epoch(self): raise RuntimeError('boom')
+
+class _Silenced(Callback):
+    order = 11  # where fastai's `DistributedTrainer` silences every process but the first
+    def before_fit(self):
+        from fastcore.basics import noop
+        self.learn.logger = noop
+
+def test_epoch_lines_restores_after_an_error_and_stays_silent_where_told(capsys):
+    "An error in the fit puts back the logger and the bar; `no_logging` and a silenced process print nothing"
+    learn = Learner(tiny_dls(), tiny_model(), loss_func=CrossEntropyLossFlat())
+    before = _bars(learn)
+    with pytest.raises(RuntimeError, match='boom'), epoch_lines(learn): learn.fit(1, 1e-2, cbs=_Boom())
+    assert learn.logger is print and _same(_bars(learn), before)
+    capsys.readouterr()
+    with epoch_lines(learn): learn.fit(1, 1e-2, cbs=_Silenced())
+    with learn.no_logging(), epoch_lines(learn): learn.fit(1, 1e-2)
+    assert capsys.readouterr().out == ''
+    assert learn.logger is print
