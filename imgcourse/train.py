@@ -311,12 +311,11 @@ def _named(names, vals) -> str:
 @contextlib.contextmanager
 def epoch_lines(learn:Learner):
     "No progress bar while fitting; where the `Recorder` would print a bare list, print each value beside its name"
-    pcbs = learn.cbs.filter(lambda c: isinstance(c, ProgressCallback))
-    learn.remove_cbs(pcbs)  # these very callbacks go back afterwards (fastai's `no_bar` puts back a new `ProgressCallback`)
     old = learn.logger
     if old is print: learn.logger = lambda vals: print(_named(learn.recorder.metric_names, vals), flush=True)  # `no_logging` stays silent
-    try: yield learn
-    finally: learn.logger = old; learn.add_cbs(pcbs)
+    try:  # `FastLearner.no_bar` works on any `Learner` and puts back these very callbacks (fastai's makes a new `ProgressCallback`)
+        with FastLearner.no_bar(learn): yield learn
+    finally: learn.logger = old
 
 # %% ../nbs/80_train.ipynb #fbcd6825
 def checkpoints(learn, # a `Learner`
