@@ -22,7 +22,7 @@ from fastai.vision.core import PILImage
 # %% auto #0
 __all__ = ['MODES', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'FASHION_URL', 'FASHION_FILES', 'env_flag', 'has_gpu',
            'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'cache_dir', 'offline', 'scratch_dir',
-           'fetch', 'BadImageError', 'to_rgb', 'show_name', 'why_unreadable', 'load_rgb', 'check_image',
+           'fetch', 'BadImageError', 'to_rgb', 'show_name', 'show_path', 'why_unreadable', 'load_rgb', 'check_image',
            'sigterm_as_interrupt', 'pmap', 'image_files', 'PILImageRGB', 'get_mnist', 'read_idx', 'idx_len',
            'fashion_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms', 'crappify', 'crappified_name',
            'crappify_folder', 'pretrained_ok', 'tv_model']
@@ -205,6 +205,15 @@ def show_name(fn) -> str:
     "`fn` as printable text: bytes of the name that are not valid UTF-8 shown as `\\x..` escapes"
     return os.fsencode(fn).decode('utf-8', 'backslashreplace')
 
+def show_path(p) -> str:
+    "`p` for a message, as you would type it from here: relative inside the current folder or beside it (`../data/photos` from `nbs/`), `~/...` in your home folder, else in full"
+    p, here = Path(p).absolute(), Path.cwd()
+    bases = [here] + ([here.parent] if len(here.parent.parts) > 2 else [])  # not `../../usr/...` from a folder near the root
+    if any(p.is_relative_to(b) for b in bases): return show_name(os.path.relpath(p, here))
+    home = Path.home()
+    if len(home.parts) > 1 and p.is_relative_to(home): return show_name(Path('~')/p.relative_to(home))
+    return show_name(p)
+
 def why_unreadable(e:BaseException) -> str:
     "Why an image could not be opened, from the exception, in words a user can act on"
     if isinstance(e, Image.DecompressionBombError):
@@ -304,10 +313,10 @@ def image_files(path, # folder to search (recursively)
     conv = {}
     for f, r in zip(fs, res):
         if r.startswith('converted'): conv.setdefault(r.split()[-1], []).append(f)
-    if bad: say(f'skipped {len(bad)} of {len(fs)} files in {show_name(path)} that cannot be read as images: {"; ".join(bad[:8])}'
+    if bad: say(f'skipped {len(bad)} of {len(fs)} files in {show_path(path)} that cannot be read as images: {"; ".join(bad[:8])}'
                 + (f' and {len(bad)-8} more' if len(bad) > 8 else ''), logging.WARNING, once=False)
     for mode, cf in conv.items():
-        say(f'{len(cf)} images in {show_name(path)} are {mode}; they are converted to 8-bit RGB when loaded: {_names(cf)}', once=False)
+        say(f'{len(cf)} images in {show_path(path)} are {mode}; they are converted to 8-bit RGB when loaded: {_names(cf)}', once=False)
     good = L(f for f, r in zip(fs, res) if not r.startswith('skipped'))
     if not good: raise FileNotFoundError(f'none of the {len(fs)} files in {show_name(path)} is a readable image; see the messages above.')
     return good
@@ -331,12 +340,12 @@ def get_mnist(online:bool=True, # try `untar_data(URLs.MNIST)` first
     "MNIST as PNG folders `training/0..9`, `testing/0..9`: the full set when it can be had, else the shipped sample"
     p = fetch(URLs.MNIST) if online else None
     if p is not None and (p/'training').exists():
-        say(f'MNIST: full dataset (60k/10k) from {p}')
+        say(f'MNIST: full dataset (60k/10k) from {show_path(p)}')
         return p
     p = data_dir()/'mnist_sample'
     if not p.exists(): raise FileNotFoundError(f'MNIST could not be downloaded and the shipped sample {p} is missing: '
                                                'run `python scripts/make_mnist_sample.py` from the repository root.')
-    say(f'MNIST: offline sample of 5,000 real digits (4,000 train / 1,000 test) from {p}; '
+    say(f'MNIST: offline sample of 5,000 real digits (4,000 train / 1,000 test) from {show_path(p)}; '
         'full MNIST needs internet access once (untar_data(URLs.MNIST))', logging.WARNING)
     return _check_layout(p)
 
@@ -414,23 +423,23 @@ def fashion_idx(src=None, # a folder with the four IDX files (default: `IMGCOURS
         if missing := [f for f in FASHION_FILES if not (p/f).is_file()]:
             raise FileNotFoundError(f'Fashion-MNIST folder {p} (from {how}) lacks {", ".join(missing)}: it needs the four '
                                     'files of github.com/zalandoresearch/fashion-mnist, under their own names.')
-        say(f'Fashion-MNIST: your folder {p} (from {how})')
+        say(f'Fashion-MNIST: your folder {show_path(p)} (from {how})')
         return p
     if _has_idx(FASHION_SRC):
         say(f"Fashion-MNIST: Debian's dataset-fashion-mnist, {FASHION_SRC}")
         return FASHION_SRC
     d = cache_dir()/'fashion_mnist_idx'
     if not _has_idx(d) and ifnone(online, not is_quick()) and not offline():
-        say(f'Fashion-MNIST: downloading the official files (30 MB) from {FASHION_URL} into {d}')
+        say(f'Fashion-MNIST: downloading the official files (30 MB) from {FASHION_URL} into {show_path(d)}')
         _download_fashion(d)
     if _has_idx(d):
-        say(f'Fashion-MNIST: the official files, downloaded into {d}')
+        say(f'Fashion-MNIST: the official files, downloaded into {show_path(d)}')
         return d
     p = data_dir()/'fashion_sample'
     if not _has_idx(p): raise FileNotFoundError(f'Fashion-MNIST: not installed, not downloadable, and the shipped sample {p} is '
                                                'incomplete: run `python scripts/make_fashion_sample.py`, or set IMGCOURSE_FASHION.')
     n = [idx_len(p/f'{s}-labels-idx1-ubyte.gz') for s in ('train', 't10k')]
-    say(f'Fashion-MNIST: the shipped sample, {n[0]:,} training and {n[1]:,} test images, from {p}. The full 60,000/10,000 '
+    say(f'Fashion-MNIST: the shipped sample, {n[0]:,} training and {n[1]:,} test images, from {show_path(p)}. The full 60,000/10,000 '
         'needs one of: `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), IMGCOURSE_FASHION=a folder with the four '
         'files of github.com/zalandoresearch/fashion-mnist, or internet access once (downloaded in cpu and full mode).', logging.WARNING)
     return p
@@ -488,16 +497,16 @@ def get_photos(path=None, # your own folder of images (default: `IMGCOURSE_PHOTO
         if not path.is_dir():
             what = 'is a file, not a folder' if path.exists() else 'does not exist'
             raise FileNotFoundError(f'photos folder {show_name(path)} (from path= or IMGCOURSE_PHOTOS) {what}: name a folder of images.')
-        say(f'photos: your folder {path}')
+        say(f'photos: your folder {show_path(path)}')
         return path
     p = fetch(URLs.PETS) if online else None
     if p is not None and (p/'images').exists():
-        say(f'photos: Oxford-IIIT Pets, {p/"images"}')
+        say(f'photos: Oxford-IIIT Pets, {show_path(p/"images")}')
         return p/'images'
     p = data_dir()/'photos'
     if not p.exists(): raise FileNotFoundError(f'no photos: Pets could not be downloaded and {p} is missing; '
                                                'run `python scripts/make_photos.py` or pass path= a folder of images.')
-    say(f'photos: offline, 47 tiles of scikit-image photos from {p} (the lesson uses Oxford-IIIT Pets, which needs '
+    say(f'photos: offline, 47 tiles of scikit-image photos from {show_path(p)} (the lesson uses Oxford-IIIT Pets, which needs '
         'internet access once; pass path= or set IMGCOURSE_PHOTOS for your own images)', logging.WARNING)
     return p
 
@@ -509,7 +518,7 @@ def get_bedrooms(path=None, # your own folder of images
     if path: return get_photos(path)
     p = fetch(URLs.LSUN_BEDROOMS) if online else None
     if p is not None:
-        say(f'bedrooms: LSUN bedrooms sample from {p}')
+        say(f'bedrooms: LSUN bedrooms sample from {show_path(p)}')
         return p
     say('bedrooms: LSUN bedrooms cannot be had offline; the GAN will train on the shipped photos instead '
         '(not bedrooms: expect textures of space, fur and coffee)', logging.WARNING)
@@ -588,7 +597,7 @@ def crappify_folder(src, # folder of original images (searched recursively)
     out = files.map(crappified_name, src=src, dest=dest)  # also checks that every file is under src
     todo = L(f for f, o in zip(files, out) if not o.exists())
     if todo:
-        say(f'crappifying {len(todo)} of {len(files)} images from {show_name(src)} into {show_name(dest)}', once=False)
+        say(f'crappifying {len(todo)} of {len(files)} images from {show_path(src)} into {show_path(dest)}', once=False)
         res = pmap(functools.partial(_crap_one, src=src, dest=dest, size=size, seed=seed, q_range=q_range), todo,
                    n_workers=ifnone(n_workers, defaults.cpus if len(todo) > 50 else 0), progress=len(todo) > 50)
         if small := [f for f, r in zip(todo, res) if r == 2]:

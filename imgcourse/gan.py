@@ -17,7 +17,7 @@ from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, Resize, aug
                                DataLoaders, Learner, Callback, Adam, progress_bar, show_images)
 from fastai.vision.gan import (GANLearner, gan_critic, AdaptiveLoss, accuracy_thresh_expand, AdaptiveGANSwitcher,
                                GANDiscriminativeLR)
-from .data import say, cache_dir, image_files, IMAGE_EXTS, PILImageRGB, crappified_name, crappify_folder
+from .data import say, show_path, cache_dir, image_files, IMAGE_EXTS, PILImageRGB, crappified_name, crappify_folder
 from .superres import crappy_dir, upscale, _repeat_split
 from .metrics import psnr, ssim, denorm, lpips_metric, sr_scores, LOWER_IS_BETTER
 from .losses import FeatDist
@@ -313,7 +313,7 @@ def load_best(model, # a generator, or a `Learner`/`GANLearner` that holds it
     metric = metric or getattr(snaps, 'metric', 'FeatDist')
     row = best_snapshot(snaps, metric)
     load_snapshot(model, row['file'])
-    say(f'loaded the GAN snapshot of epoch {row.name} ({metric} {row[metric]:.4f}) from {row["file"]}', once=False)
+    say(f'loaded the GAN snapshot of epoch {row.name} ({metric} {row[metric]:.4f}) from {show_path(row["file"])}', once=False)
     return int(row.name)
 
 # %% ../nbs/04_gan_superres.ipynb #f50ef5ff

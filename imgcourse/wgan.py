@@ -10,7 +10,7 @@ from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.vision.all import *
 from fastai.vision.gan import *
-from .data import is_quick, by_mode, mode, get_bedrooms, image_files, PILImageRGB, say, data_dir, fashion_idx
+from .data import is_quick, by_mode, mode, get_bedrooms, image_files, PILImageRGB, say, show_path, data_dir, fashion_idx
 from .train import TensorDL, fast_dls, fast_learner, pixel_stats, fast_path
 
 # %% auto #0
@@ -37,7 +37,7 @@ def gan_dls(path=None, # folder of real images (default: `get_bedrooms()`)
     files = image_files(path)[:n_items]
     if len(files) * repeat < bs:  # a folder smaller than one batch would give epochs of no batches at all
         repeat = math.ceil(bs / len(files))
-        say(f'{path}: {len(files)} images is less than one batch of {bs}; each is used {repeat} times per epoch (with different random crops)')
+        say(f'{show_path(path)}: {len(files)} images is less than one batch of {bs}; each is used {repeat} times per epoch (with different random crops)')
     files = files * repeat
     tfm = Resize(size, ResizeMethod.Crop) if min_scale >= 1 else RandomCropLast(size, min_scale=min_scale, ratio=(1, 1))
     dblock = DataBlock(blocks=(TransformBlock, ImageBlock(cls=PILImageRGB)),
