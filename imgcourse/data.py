@@ -635,7 +635,7 @@ def pretrained_ok(arch, # a torchvision model function, like `resnet34` or `vgg1
             return True
         except Exception as e: err = _failed[w.url] = f'{type(e).__name__}: {str(e)[:100]}'
     else: err = _failed.get(w.url, 'downloads are off')
-    say(f'{name}: ImageNet weights are not in {f.parent} and could not be downloaded ({err}). '
+    say(f'{name}: ImageNet weights are not in {show_path(f.parent)} and could not be downloaded ({err}). '
         f'USING RANDOM INITIALISATION: results will be worse than with pretrained weights. '
         f'To fix, download {w.url} into that folder.', logging.WARNING)
     return False

@@ -270,11 +270,12 @@ def show(self:GenSnapshots, every:int=1, # show every `every`-th epoch (and alwa
 def plot_game(game:list, # (critic losses, generator losses) of each fit, as `GANTrainer` keeps them
               table, # `GenSnapshots.table`
              ) -> tuple:
-    "Critic and generator losses per batch, and the critic's held-out accuracy per GAN epoch; the two loss lists"
+    "Critic and generator losses (fastai's running means) per batch, and the critic's held-out accuracy per GAN epoch; the two loss lists"
     crit_l = [float(v) for c, _ in game for v in c]; gen_l = [float(v) for _, g in game for v in g]
     fig, axs = plt.subplots(1, 3, figsize=(11, 2.8))
-    axs[0].plot(crit_l, lw=0.8); axs[0].axhline(math.log(2), ls='--', c='gray'); axs[0].set_title('critic loss per critic batch', fontsize=9)
-    axs[1].plot(gen_l, lw=0.8, c='C1'); axs[1].set_title('generator loss per generator batch', fontsize=9)
+    axs[0].plot(crit_l, lw=0.8, marker='o', ms=2); axs[0].axhline(math.log(2), ls='--', c='gray')
+    axs[0].set_title('critic loss (running mean), per critic batch', fontsize=9)
+    axs[1].plot(gen_l, lw=0.8, marker='o', ms=3, c='C1'); axs[1].set_title('generator loss (running mean), per generator batch', fontsize=9)
     axs[2].plot(table.index, table['critic acc'], marker='o', c='C2'); axs[2].axhline(0.5, ls='--', c='gray')
     axs[2].set_title('critic accuracy, held out', fontsize=9); axs[2].set_xlabel('GAN epoch'); plt.tight_layout()
     return crit_l, gen_l

@@ -209,6 +209,7 @@ def sr_split(folder=None, # default: `data_dir()/'sr_photos'`
     "`(train, heldout)` file lists of a photo folder, from its `split.json` (split by source photo)"
     folder = Path(folder or data_dir()/'sr_photos')
     sp = json.loads((folder/'split.json').read_text())
+    say(f"held-out photos: {len(sp['heldout'])} from {show_path(folder)}, split from its {len(sp['train'])} training photos by source photo")
     return [folder/f'{n}.jpg' for n in sp['train']], [folder/f'{n}.jpg' for n in sp['heldout']]
 
 # %% ../nbs/81_metrics.ipynb #e3501df7

@@ -14,7 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = '**Outputs in this copy:**'
-SOURCES = ('MNIST:', 'Fashion-MNIST:', 'photos:', 'bedrooms:', 'upscaler:', 'classifier:')
+SOURCES = ('MNIST:', 'Fashion-MNIST:', 'photos:', 'held-out photos:', 'bedrooms:', 'upscaler:', 'classifier:')
+NO_WEIGHTS = re.compile(r'(\S+): ImageNet weights are not in ')  # `imgcourse.data.pretrained_ok`: random initialisation
 
 def device_line():
     import torch
@@ -22,8 +23,8 @@ def device_line():
     return f'CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})'
 
 def data_lines(nb):
-    "The data sources the run said it used (imgcourse's `say` messages), in order, once each"
-    seen = []
+    "The data sources the run said it used (imgcourse's `say` messages), in order, once each; then the networks that had no ImageNet weights"
+    seen, random_init = [], []
     for c in nb['cells']:
         for o in c.get('outputs', []):
             txt = ''.join(o.get('text', '')) if o.get('output_type') == 'stream' else ''
@@ -32,6 +33,9 @@ def data_lines(nb):
                 if m and m.group(1).startswith(SOURCES):
                     s = m.group(1).split(';')[0].split(' (')[0]
                     if s not in seen: seen.append(s)
+                w = NO_WEIGHTS.match(m.group(1)) if m else None
+                if w and w.group(1) not in random_init: random_init.append(w.group(1))
+    if random_init: seen.append(f"ImageNet weights could not be had for {', '.join(random_init)}: randomly initialised")
     return seen
 
 def busy_cores(secs=1.0):

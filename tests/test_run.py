@@ -106,3 +106,23 @@ def test_kit_notebooks_run_in_cpu_mode(tmp_path, name, monkeypatch):
     out = run_notebook(find_notebook(name), tmp_path/f'{name}.ipynb', mode='cpu')
     nb = nbformat.read(out, 4)
     assert not [o for c in nb.cells if c.cell_type == 'code' for o in c.outputs if o['output_type'] == 'error']
+
+def test_run_record_names_the_data_and_the_missing_weights():
+    "The first cell's run record lists each data source once, then the networks that started from random weights"
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('run_lessons', Path(__file__).parents[1]/'scripts'/'run_lessons.py')
+    rl = importlib.util.module_from_spec(spec); spec.loader.exec_module(rl)
+    out = lambda t: {'output_type': 'stream', 'name': 'stderr', 'text': t}
+    nb = {'cells': [{'cell_type': 'code', 'outputs': [out(
+        'imgcourse: photos: offline, 47 tiles from ../data/photos (the lesson uses Pets)\n'
+        'imgcourse: resnet34: ImageNet weights are not in ~/.cache/torch/hub/checkpoints and could not be downloaded (x). USING RANDOM\n')]},
+        {'cell_type': 'code', 'outputs': [out(
+        'imgcourse: held-out photos: 10 from ../data/sr_photos, split from its 33 training photos by source photo\n'
+        'imgcourse: photos: offline, 47 tiles from ../data/photos (the lesson uses Pets)\n'
+        'imgcourse: alexnet: ImageNet weights are not in ~/.cache/torch/hub/checkpoints and could not be downloaded (x).\n'
+        'imgcourse: resnet34: ImageNet weights are not in ~/.cache/torch/hub/checkpoints and could not be downloaded (x).\n')]}]}
+    assert rl.data_lines(nb) == ['photos: offline, 47 tiles from ../data/photos',
+                                 'held-out photos: 10 from ../data/sr_photos, split from its 33 training photos by source photo',
+                                 'ImageNet weights could not be had for resnet34, alexnet: randomly initialised']
+    nb['cells'][0]['outputs'] = nb['cells'][1]['outputs'] = []
+    assert rl.data_lines(nb) == []
