@@ -262,3 +262,23 @@ def test_upscale_crops_soft_targets_are_softer():
     assert e(soft) < 0.8*e(sharp)
     x, y = soft[0]
     assert x.shape == y.shape == (3, 64, 64) and 0 <= x.min() and x.max() <= 1
+
+def test_train_script_keeps_what_exists_and_refuses_nonsense(tmp_path, capsys):
+    "scripts/train_upscaler.py: an existing --out (the shipped weights by default) is replaced only with --force; sizes must be positive"
+    import sys
+    sys.path.insert(0, str(Path(__file__).parents[1]/'scripts'))
+    import train_upscaler as tu
+    shipped = Path(tu.data_dir())/'weights'/'upscaler.pth'
+    before = shipped.read_bytes()
+    tiny = ['--epochs', '1', '--steps', '1', '--bs', '2', '--size', '48', '--nf', '8', '--nb', '1', '--threads', '1', '--no-eval']
+    for args, says in ((tiny, '--force'), (tiny + ['--out', str(tmp_path/'u.pth'), '--epochs', '0'], '--epochs 0'),
+                       (tiny + ['--out', str(tmp_path/'u.pth'), '--bs', '-1', '--steps', '0'], '--steps 0, --bs -1'),
+                       (tiny + ['--out', str(tmp_path/'u.pth'), '--photos', str(tmp_path)], 'no split.json')):
+        with pytest.raises(SystemExit): tu.main(args)
+        assert says in capsys.readouterr().err
+    assert shipped.read_bytes() == before and not (tmp_path/'u.pth').exists()
+    (tmp_path/'u.pth').write_bytes(b'mine')
+    with pytest.raises(SystemExit): tu.main(tiny + ['--out', str(tmp_path/'u.pth')])
+    assert (tmp_path/'u.pth').read_bytes() == b'mine'
+    tu.main(tiny + ['--out', str(tmp_path/'u.pth'), '--force'])
+    assert isinstance(load_upscaler(tmp_path/'u.pth'), SRNet)
