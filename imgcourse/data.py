@@ -21,10 +21,10 @@ from fastai.vision.core import PILImage
 
 # %% auto #0
 __all__ = ['MODES', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'FASHION_URL', 'FASHION_FILES', 'env_flag', 'has_gpu',
-           'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'cache_dir', 'offline', 'scratch_dir',
-           'fetch', 'BadImageError', 'to_rgb', 'show_name', 'show_path', 'why_unreadable', 'load_rgb', 'check_image',
-           'sigterm_as_interrupt', 'pmap', 'image_files', 'PILImageRGB', 'get_mnist', 'read_idx', 'idx_len',
-           'fashion_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms', 'crappify', 'crappified_name',
+           'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'missing_data', 'cache_dir', 'offline',
+           'scratch_dir', 'fetch', 'BadImageError', 'to_rgb', 'show_name', 'show_path', 'why_unreadable', 'load_rgb',
+           'check_image', 'sigterm_as_interrupt', 'pmap', 'image_files', 'PILImageRGB', 'get_mnist', 'read_idx',
+           'idx_len', 'fashion_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms', 'crappify', 'crappified_name',
            'crappify_folder', 'pretrained_ok', 'tv_model']
 
 # %% ../nbs/00_data.ipynb #d0dcf0db
@@ -125,6 +125,17 @@ def data_dir() -> Path:
     for d in (start, *start.parents):
         if (d/'data'/'mnist_sample').is_dir(): return d/'data'
     return start.parent/'data'
+
+def missing_data(p, # a shipped file or folder under `data_dir()` that is not there
+                 make:str|None=None, # the command that makes it again, run in a clone
+                ) -> str:
+    "Why the shipped `p` is missing and what to do, for an error message"
+    d = data_dir()
+    if not d.is_dir():
+        return (f'imgcourse has no data/ folder (looked for {show_name(d)}): a wheel installed with `pip install imgcourse` or '
+                '`pip install <folder>` carries no data. Install from a clone (`pip install -e .` in it), or set IMGCOURSE_DATA '
+                "to a clone's data/ folder.")
+    return f'the shipped {show_name(p)} is missing: `git checkout data/` in your clone' + (f', or run `{make}` from its root.' if make else '.')
 
 def cache_dir() -> Path:
     "Where imgcourse keeps what it makes once: `IMGCOURSE_CACHE` or `~/.cache/imgcourse`"
@@ -343,8 +354,7 @@ def get_mnist(online:bool=True, # try `untar_data(URLs.MNIST)` first
         say(f'MNIST: full dataset (60k/10k) from {show_path(p)}')
         return p
     p = data_dir()/'mnist_sample'
-    if not p.exists(): raise FileNotFoundError(f'MNIST could not be downloaded and the shipped sample {p} is missing: '
-                                               'run `python scripts/make_mnist_sample.py` from the repository root.')
+    if not p.exists(): raise FileNotFoundError(f'MNIST could not be downloaded, and {missing_data(p, "python scripts/make_mnist_sample.py")}')
     say(f'MNIST: offline sample of 5,000 real digits (4,000 train / 1,000 test) from {show_path(p)}; '
         'full MNIST needs internet access once (untar_data(URLs.MNIST))', logging.WARNING)
     return _check_layout(p)
@@ -436,8 +446,8 @@ def fashion_idx(src=None, # a folder with the four IDX files (default: `IMGCOURS
         say(f'Fashion-MNIST: the official files, downloaded into {show_path(d)}')
         return d
     p = data_dir()/'fashion_sample'
-    if not _has_idx(p): raise FileNotFoundError(f'Fashion-MNIST: not installed, not downloadable, and the shipped sample {p} is '
-                                               'incomplete: run `python scripts/make_fashion_sample.py`, or set IMGCOURSE_FASHION.')
+    if not _has_idx(p): raise FileNotFoundError(f'Fashion-MNIST: not installed, not downloadable (set IMGCOURSE_FASHION to a folder of its four files), and '
+                                               + missing_data(p, 'python scripts/make_fashion_sample.py'))
     n = [idx_len(p/f'{s}-labels-idx1-ubyte.gz') for s in ('train', 't10k')]
     say(f'Fashion-MNIST: the shipped sample, {n[0]:,} training and {n[1]:,} test images, from {show_path(p)}. The full 60,000/10,000 '
         'needs one of: `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), IMGCOURSE_FASHION=a folder with the four '
@@ -504,8 +514,8 @@ def get_photos(path=None, # your own folder of images (default: `IMGCOURSE_PHOTO
         say(f'photos: Oxford-IIIT Pets, {show_path(p/"images")}')
         return p/'images'
     p = data_dir()/'photos'
-    if not p.exists(): raise FileNotFoundError(f'no photos: Pets could not be downloaded and {p} is missing; '
-                                               'run `python scripts/make_photos.py` or pass path= a folder of images.')
+    if not p.exists(): raise FileNotFoundError(f'no photos (pass path= a folder of images): Pets could not be downloaded, and '
+                                               + missing_data(p, 'python scripts/make_photos.py'))
     say(f'photos: offline, 47 tiles of scikit-image photos from {show_path(p)} (the lesson uses Oxford-IIIT Pets, which needs '
         'internet access once; pass path= or set IMGCOURSE_PHOTOS for your own images)', logging.WARNING)
     return p

@@ -207,7 +207,11 @@ def channel_shift(pred, targ) -> list:
 def sr_split(folder=None, # default: `data_dir()/'sr_photos'`
             ) -> tuple:
     "`(train, heldout)` file lists of a photo folder, from its `split.json` (split by source photo)"
+    shipped = folder is None
     folder = Path(folder or data_dir()/'sr_photos')
+    if not (folder/'split.json').is_file():
+        raise FileNotFoundError(missing_data(folder/'split.json') if shipped else
+                                f'{show_name(folder)} has no split.json: it lists the folder\'s "train" and "heldout" photo names (see data/sr_photos/split.json).')
     sp = json.loads((folder/'split.json').read_text())
     say(f"held-out photos: {len(sp['heldout'])} from {show_path(folder)}, split from its {len(sp['train'])} training photos by source photo")
     return [folder/f'{n}.jpg' for n in sp['train']], [folder/f'{n}.jpg' for n in sp['heldout']]

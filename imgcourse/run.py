@@ -9,7 +9,8 @@ __all__ = ['find_notebook', 'clean_streams', 'check_writable', 'run_notebook', '
 import os, re, sys, time, logging, contextlib
 from pathlib import Path
 from fastcore.script import call_parse
-from .data import data_dir, say, MODES, sigterm_as_interrupt
+from .data import data_dir, say, show_name, MODES, sigterm_as_interrupt
+from .data import mode as data_mode  # `lesson` has an argument called `mode`
 
 # %% ../nbs/90_run.ipynb #c62abe56
 def find_notebook(name:str, # a notebook's name or a unique part of it, like `01_resnet` or `superres`, or a path to a notebook
@@ -18,7 +19,8 @@ def find_notebook(name:str, # a notebook's name or a unique part of it, like `01
     "The notebook at path `name`, or the one notebook in `nbs` whose file name contains `name`"
     if str(name).strip().endswith('.ipynb') and Path(name).is_file(): return Path(name)  # a path to a notebook
     nbs = Path(nbs or data_dir().parent/'nbs')
-    if not nbs.is_dir(): raise FileNotFoundError(f'no notebooks folder at {nbs}: run this from a clone of imgcourse.')
+    if not nbs.is_dir(): raise FileNotFoundError(f'no notebooks folder at {show_name(nbs)}: the lessons are notebooks in a clone of imgcourse, '
+                                                 'which a wheel does not carry. Install from a clone (`pip install -e .` in it), or pass nbs=.')
     fs = sorted(f for f in nbs.glob('*.ipynb') if not f.name.startswith('_'))
     name = Path(str(name).strip()).name.removesuffix('.ipynb') if str(name).strip() else ''
     if not name: raise ValueError(f'no lesson named: choose one of {", ".join(f.stem for f in fs)}')
@@ -124,13 +126,16 @@ def run_notebook(src, # notebook to run
 # %% ../nbs/90_run.ipynb #6516d06c
 @call_parse(pos=["name"])
 def lesson(name:str, # the lesson notebook's name, or a unique part of it, like `01_resnet_mnist`
-           mode:str='quick', # 'quick' (seconds: checks your install), 'cpu' (minutes on a laptop) or 'full' (the lesson's recipe, for a GPU)
+           mode:str=None, # 'quick' (seconds: checks your install), 'cpu' (minutes on a laptop) or 'full' (the lesson's recipe, for a GPU); default: `IMGCOURSE_MODE` (or `IMGCOURSE_QUICK`) if set, else quick
            full:bool=False, # the same as `--mode full`
            out:str='runs', # folder for the executed notebook
            verbose:bool=False, # print each cell's output as it runs
           ):
     "Run a lesson notebook headless and save the executed copy, with outputs, in `out`"
     if full: mode = 'full'
+    if mode is None:  # the variable the notebooks read, if it is set
+        try: mode = data_mode() if any(os.environ.get(v, '').strip() for v in ('IMGCOURSE_MODE', 'IMGCOURSE_QUICK')) else 'quick'
+        except ValueError as e: sys.exit(f'imgcourse-lesson: {e}')
     if mode not in MODES: sys.exit(f'imgcourse-lesson: --mode {mode!r} is not a mode; use one of {", ".join(MODES)}')
     try:
         src = find_notebook(name)

@@ -104,11 +104,6 @@ def test_mnist_uses_full_when_available(monkeypatch, tmp_path):
     monkeypatch.setattr(D, 'fetch', lambda url: full)
     assert get_mnist() == full
 
-def test_missing_shipped_data_says_how_to_fix(monkeypatch, tmp_path):
-    monkeypatch.setenv('IMGCOURSE_DATA', str(tmp_path/'nowhere'))
-    with pytest.raises(FileNotFoundError, match='make_mnist_sample'): get_mnist(online=False)
-    with pytest.raises(FileNotFoundError, match='make_photos'): get_photos(online=False)
-
 def test_photos_offline_and_own_folder(monkeypatch, tmp_path):
     monkeypatch.delenv('IMGCOURSE_PHOTOS', raising=False)
     p = get_photos(online=False)
@@ -525,3 +520,17 @@ def test_scratch_dir_keeps_live_processes_folders(tmp_path, monkeypatch):
         assert str(os.getpid()) in mine.name
     finally: live.kill(); live.wait()
     scratch_dir('t'); assert not theirs.exists()  # once that process is gone, its folder goes too
+
+def test_missing_shipped_data_says_how_to_get_it(tmp_path, monkeypatch):
+    "Without the shipped data/ (a wheel carries none) the error names IMGCOURSE_DATA and an editable install; with data/ but a folder gone, git"
+    from imgcourse.metrics import sr_split
+    from imgcourse.run import find_notebook
+    monkeypatch.setenv('IMGCOURSE_DATA', str(tmp_path/'nowhere'))
+    for f in (lambda: get_mnist(online=False), lambda: get_photos(online=False), sr_split):
+        with pytest.raises(FileNotFoundError, match=r'IMGCOURSE_DATA.*|pip install -e') as e: f()
+        assert 'IMGCOURSE_DATA' in str(e.value) and 'pip install -e' in str(e.value)
+    with pytest.raises(FileNotFoundError, match='pip install -e'): find_notebook('01_resnet')
+    (tmp_path/'nowhere').mkdir()
+    with pytest.raises(FileNotFoundError, match=r'git checkout data/.*make_mnist_sample'): get_mnist(online=False)
+    with pytest.raises(FileNotFoundError, match='make_photos'): get_photos(online=False)
+    with pytest.raises(FileNotFoundError, match='has no split.json'): sr_split(tmp_path)

@@ -126,3 +126,15 @@ def test_run_record_names_the_data_and_the_missing_weights():
                                  'ImageNet weights could not be had for resnet34, alexnet: randomly initialised']
     nb['cells'][0]['outputs'] = nb['cells'][1]['outputs'] = []
     assert rl.data_lines(nb) == []
+
+def test_lesson_mode_comes_from_the_flag_then_the_variable(tmp_path, monkeypatch):
+    "`imgcourse-lesson NAME` runs in IMGCOURSE_MODE's mode when it is set (quick when nothing is), --mode wins, a junk value is refused"
+    ran = []; monkeypatch.setattr(R, 'run_notebook', lambda src, dest, mode, verbose: ran.append(mode))
+    for v in ('IMGCOURSE_MODE', 'IMGCOURSE_QUICK'): monkeypatch.delenv(v, raising=False)
+    lesson('90_run', out=str(tmp_path))
+    monkeypatch.setenv('IMGCOURSE_MODE', 'cpu'); lesson('90_run', out=str(tmp_path))
+    lesson('90_run', mode='quick', out=str(tmp_path))
+    assert ran == ['quick', 'cpu', 'quick']
+    monkeypatch.setenv('IMGCOURSE_MODE', 'banana')
+    with pytest.raises(SystemExit, match="IMGCOURSE_MODE='banana' is not a mode"): lesson('90_run', out=str(tmp_path))
+    assert len(ran) == 3
