@@ -15,7 +15,7 @@ from .train import mnist_files, split_tensors, pixel_stats, n_params, epoch_line
 from .resnet import resnet_mnist
 
 # %% auto #0
-__all__ = ['mnist_dls', 'train_distrib', 'distrib_summary', 'main', 'launch']
+__all__ = ['mnist_dls', 'need_accelerate', 'train_distrib', 'distrib_summary', 'main', 'launch']
 
 # %% ../nbs/82_distrib.ipynb #d2d55b50
 @patch
@@ -37,8 +37,16 @@ def mnist_dls(n:int|tuple|None=(4096, 1024), # images per split, or None for all
     return DataLoaders.from_dsets(ds(xt, yt), ds(xv, yv), bs=bs, device='cpu' if not torch.cuda.is_available() else None)
 
 # %% ../nbs/82_distrib.ipynb #f1175722
+def need_accelerate():
+    "fastai's `distrib_ctx` runs on Hugging Face `accelerate`: say how to install it where it is missing, before any work"
+    import importlib.util
+    if importlib.util.find_spec('accelerate') is None:
+        raise ModuleNotFoundError("fastai's distributed training needs Hugging Face `accelerate`, which is not installed: "
+                                  "`pip install accelerate` (or install imgcourse with its extra: `pip install -e \".[distrib]\"`).")
+
 def train_distrib(n:int|tuple|None=(4096, 1024), epochs:int=2, bs:int=128, lr:float=0.05, seed:int=42) -> Learner:
     "Train `resnet_mnist` with `fit_one_cycle` in `distrib_ctx`: on one process, or on all that `torchrun`/`accelerate launch` started"
+    need_accelerate()
     set_seed(seed)  # the same weights in every process (DDP also copies process 0's before the first step)
     learn = Learner(mnist_dls(n, bs), resnet_mnist(), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
     gpu = torch.cuda.is_available()  # without a GPU, accelerate must be told to use CPU processes (gloo)
@@ -73,6 +81,8 @@ def main(args=None):
     p.add_argument('--lr', type=float, default=0.05); p.add_argument('--out', default=None, help='write the summary here (JSON)')
     a = p.parse_args(args)
     if min(a.images) < 1 or a.epochs < 1 or a.bs < 1: p.error('--images, --epochs and --bs must be positive')
+    try: need_accelerate()
+    except ModuleNotFoundError as e: sys.exit(f'{p.prog}: {e}')
     t0 = time.perf_counter()
     learn = train_distrib(tuple(a.images), a.epochs, a.bs, a.lr)
     s = distrib_summary(learn, round(time.perf_counter() - t0, 1))

@@ -29,3 +29,12 @@ def test_bad_arguments_are_named(capsys):
 
 def test_failed_launch_says_why():
     with pytest.raises(RuntimeError, match='failed'): launch(2, '--bs', '0')
+
+def test_without_accelerate_it_says_what_to_install(monkeypatch, capsys):
+    "fastai's distrib_ctx needs `accelerate`; missing, the command and the function say so before any work (fastai itself fails with a NameError)"
+    import importlib.util
+    import imgcourse.distrib as D
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'accelerate' else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match='pip install accelerate'): D.train_distrib((64, 32), 1)
+    with pytest.raises(SystemExit, match='pip install accelerate'): D.main(['--images', '64', '32', '--epochs', '1'])
