@@ -182,20 +182,33 @@ def shave(t:torch.Tensor, s:int) -> torch.Tensor:
 
 def _q8(t): return t.float().clamp(0, 1).mul(255).round().div(255)  # scored as the 8-bit image that would be saved
 
+def _pair(pred, targ, border:int, min_side:int=1, what:str='PSNR'):
+    "`pred` and `targ` with `border` shaved, after checking that they can be compared"
+    if pred.shape != targ.shape:
+        raise ValueError(f'{what}: the prediction is {tuple(pred.shape)} and the target {tuple(targ.shape)}: compare images of the same size.')
+    if border < 0: raise ValueError(f'{what}: border={border}: pixels to shave, 0 or more.')
+    h, w = pred.shape[-2:]
+    if min(h, w) - 2*border < min_side:
+        raise ValueError(f'{what}: {h}x{w} px images with border={border} leave {max(0, h-2*border)}x{max(0, w-2*border)} px, '
+                         f'fewer than {min_side} a side: use a smaller border or larger images.')
+    return shave(_q8(pred), border), shave(_q8(targ), border)
+
 def psnr_y(pred, targ, border:int=0) -> float:
     "PSNR (dB) on the Y channel of 8-bit-rounded images in [0, 1], `border` pixels shaved"
-    mse = (shave(rgb_to_y(_q8(pred)), border) - shave(rgb_to_y(_q8(targ)), border)).pow(2).mean()
+    p, t = _pair(pred, targ, border)
+    mse = (rgb_to_y(p) - rgb_to_y(t)).pow(2).mean()
     return (10*torch.log10(255**2/mse.clamp_min(255**2*1e-10))).item()  # identical images: 100 dB
 
 def psnr_rgb(pred, targ, border:int=0) -> float:
     "PSNR (dB) over the three channels of 8-bit-rounded images in [0, 1], `border` pixels shaved"
-    mse = (shave(_q8(pred), border) - shave(_q8(targ), border)).pow(2).mean()
+    p, t = _pair(pred, targ, border)
+    mse = (p - t).pow(2).mean()
     return (-10*torch.log10(mse.clamp_min(1e-10))).item()
 
 # %% ../nbs/81_metrics.ipynb #d46ed7e5
 def ssim_rgb(pred, targ, border:int=0) -> float:
     "SSIM (torchmetrics: Gaussian 11x11, sigma 1.5) of 8-bit-rounded RGB images in [0, 1], `border` pixels shaved"
-    p, t = shave(_q8(pred), border), shave(_q8(targ), border)
+    p, t = _pair(pred, targ, border, 11, 'SSIM')  # its 11x11 window
     if p.dim() == 3: p, t = p[None], t[None]
     return _tm_ssim(p, t, data_range=1.0).item()
 

@@ -70,3 +70,14 @@ def test_sr_split_disjoint():
     tr, held = sr_split()
     assert tr and held and not {f.stem for f in tr} & {f.stem for f in held}
     assert all(f.exists() for f in tr + held)
+
+def test_heldout_metrics_refuse_what_they_cannot_score():
+    "psnr_y, psnr_rgb and ssim_rgb name the problem: a border that eats the image (was nan), an image smaller than SSIM's window, sizes that differ"
+    from imgcourse.metrics import psnr_y, psnr_rgb, ssim_rgb
+    a = torch.rand(3, 32, 32)
+    assert psnr_y(a, a.clone(), 4) == 100. and abs(ssim_rgb(a, a, 4) - 1) < 1e-6
+    for f in (psnr_y, psnr_rgb):
+        with pytest.raises(ValueError, match='border=16 leave 0x0 px'): f(a, a, 16)
+        with pytest.raises(ValueError, match='same size'): f(a, a[:, :, :31])
+        with pytest.raises(ValueError, match='0 or more'): f(a, a, -1)
+    with pytest.raises(ValueError, match='fewer than 11'): ssim_rgb(a[:, :8, :8], a[:, :8, :8])
