@@ -1,4 +1,5 @@
 "Tests of `imgcourse.resnet`: augmentation, models, the on-device data path and the lean Learner."
+import re
 import numpy as np, pytest, torch, torch.nn as nn
 from fastai.vision.all import Learner, Callback, CrossEntropyLossFlat, ProgressCallback, AvgSmoothLoss, OptimWrapper
 from imgcourse.data import get_mnist, FASHION_SRC
@@ -251,3 +252,11 @@ def test_fashion_aug_pad0_is_flip_only():
     x = torch.randn(32, 1, 6, 6)
     out = fashion_aug(x, pad=0)
     assert all(torch.equal(a, b) or torch.equal(a, b.flip(-1)) for a, b in zip(out, x))
+
+def test_models_refuse_sizes_that_build_nothing():
+    "Zero, negative or empty sizes were built without a word (wide_resnet(0), resnet_mnist(widths=())); now a ValueError names them"
+    import numpy as np
+    for f, says in ((lambda: wide_resnet(0), 'width=0'), (lambda: resnet_mnist(widths=()), 'widths=()'), (lambda: plain_cnn((8, -1)), 'widths=(8, -1)'),
+                    (lambda: resnet_mnist(n_res=-1), 'n_res=-1'), (lambda: resnet_mnist(n_out=0), 'n_out=0'), (lambda: wide_resnet(stride=3), 'stride=3')):
+        with pytest.raises(ValueError, match=re.escape(says)): f()
+    assert resnet_mnist(widths=tuple(np.array([8, 16, 32, 16]))) is not None  # numpy integers are whole numbers too
