@@ -70,12 +70,12 @@ def sr_dls(path=None, # folder of original images (default: `get_photos()`); cra
           ) -> DataLoaders:
     "DataLoaders of (crappified input, original) pairs at `size` px, ImageNet-normalised, augmented identically"
     src, files = sr_files(path, n_items, seed)
-    dest = Path(dest) if dest else crappy_dir(src, lr_size, seed)
-    crappify_folder(src, dest, size=lr_size, seed=seed, files=files)
     n_valid = int(len(files)*valid_pct)
     if n_valid < 1 or len(files) - n_valid < 1:
         raise ValueError(f'{len(files)} readable images in {src} with valid_pct={valid_pct}: need at least one '
                          'image for training and one for validation. Add images or change valid_pct.')
+    dest = Path(dest) if dest else crappy_dir(src, lr_size, seed)
+    crappify_folder(src, dest, size=lr_size, seed=seed, files=files)
     dblock = DataBlock(blocks=(ImageBlock(cls=PILImageRGB), ImageBlock(cls=PILImageRGB)),
                        get_x=partial(crappified_name, src=src, dest=dest),  # each original's bad copy
                        splitter=partial(_repeat_split, valid_pct=valid_pct, seed=seed, repeat=repeat),

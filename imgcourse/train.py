@@ -375,6 +375,16 @@ class EpochCheckpoint(Callback):
         for e, f in checkpoints(self.learn, self.fname).items():
             if e != self.epoch: f.unlink(missing_ok=True)  # only the latest is kept
 
+class _QuietSkip(Callback):
+    "Log no row for the epochs a resumed fit skips (fastai's `Recorder` would log one with only the epoch and a time)"
+    order = 55  # before_epoch: after the `Recorder` (50) starts a row, before fastai's `SkipToEpoch` (70) cancels the epoch
+    def __init__(self, start:int): self.start, self._logger = start, None
+    def before_epoch(self):
+        if self.epoch < self.start: self._logger, self.learn.logger = self.learn.logger, noop
+    def after_epoch(self):  # runs after the `Recorder` has logged (to `noop`)
+        if self._logger is not None: self.learn.logger, self._logger = self._logger, None
+    after_fit = after_epoch
+
 def fit_resumable(learn, # a `Learner`
            n_epoch:int, # epochs in the one-cycle schedule
            lr=None, # max learning rate (or a `slice`)
@@ -388,7 +398,7 @@ def fit_resumable(learn, # a `Learner`
     if fname is not None and resume and (last := load_latest(learn, fname)) is not None:
         start = last + 1
         if start >= n_epoch: return learn  # that stage had finished
-    cbs = L(kwargs.pop('cbs', None)) + (L(EpochCheckpoint(fname, min_gap)) if fname else L())
+    cbs = L(kwargs.pop('cbs', None)) + (L(EpochCheckpoint(fname, min_gap)) if fname else L()) + (L(_QuietSkip(start)) if start else L())
     learn.fit_one_cycle(n_epoch, lr, start_epoch=start, cbs=cbs, **kwargs)
     return learn
 

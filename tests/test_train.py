@@ -180,3 +180,15 @@ def test_epoch_lines_restores_after_an_error_and_stays_silent_where_told(capsys)
     with learn.no_logging(), epoch_lines(learn): learn.fit(1, 1e-2)
     assert capsys.readouterr().out == ''
     assert learn.logger is print
+
+def test_resumed_fit_logs_no_row_for_skipped_epochs(tmp_path, capsys):
+    "A resumed fit prints rows for the epochs it trains only (fastai's `Recorder` alone would print `0 00:00` for a skipped one)"
+    set_seed(0)
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with epoch_lines(learn): fit_resumable(learn, 3, 1e-2, fname='t', cbs=_StopAfterFirstEpoch())
+    capsys.readouterr()
+    with epoch_lines(learn): fit_resumable(learn, 3, 1e-2, fname='t')
+    rows = capsys.readouterr().out.splitlines()
+    assert [r.split()[:2] for r in rows] == [['epoch', '1'], ['epoch', '2']], rows
+    assert learn.logger is print                                  # the logger is put back
+    assert [bool(v) for v in learn.recorder.values] == [False, True, True]  # fastai's record of the skipped epoch is kept, empty
