@@ -24,6 +24,7 @@ def pad_crop(x:Tensor, # batch of images `(n,c,h,w)`, any dtype and device
              generator=None, # a `torch.Generator` for reproducible offsets
             ) -> Tensor:
     "Random pad-and-crop: zero-pad each image by `pad` and crop a random window of the original size"
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0: raise ValueError(f'pad={pad!r}: pixels of padding, a whole number of 0 or more.')
     if pad == 0: return x
     n, c, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))

@@ -5,7 +5,7 @@
 # %% ../nbs/02_unet_superres.ipynb #5ea0cbb6
 from __future__ import annotations
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
-import math, logging, hashlib, time, json, random, argparse
+import os, sys, math, logging, hashlib, time, json, random, argparse
 from functools import partial
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
@@ -69,6 +69,10 @@ def sr_dls(path=None, # folder of original images (default: `get_photos()`); cra
            **kwargs, # passed to `DataBlock.dataloaders` (num_workers, device, ...)
           ) -> DataLoaders:
     "DataLoaders of (crappified input, original) pairs at `size` px, ImageNet-normalised, augmented identically"
+    bad = [f'{k}={v!r}' for k, v in dict(size=size, bs=bs, lr_size=lr_size, repeat=repeat).items()
+           if isinstance(v, bool) or not isinstance(v, int) or v < 1]
+    if not 0 < valid_pct < 1: bad.append(f'valid_pct={valid_pct!r} (a fraction between 0 and 1)')
+    if bad: raise ValueError(f'sr_dls: {", ".join(bad)}: sizes, the batch size and repeat are whole numbers of at least 1.')
     src, files = sr_files(path, n_items, seed)
     n_valid = int(len(files)*valid_pct)
     if n_valid < 1 or len(files) - n_valid < 1:
@@ -398,7 +402,21 @@ def upscale_cli(args=None):
     p.add_argument('src'); p.add_argument('dest'); p.add_argument('--scale', type=float, default=2.)
     p.add_argument('--weights', default=None, help='default: the shipped data/weights/upscaler.pth')
     a = p.parse_args(args)
-    upscale(load_upscaler(a.weights), a.src, scale=a.scale).save(a.dest)
+    src, dest = Path(a.src), Path(a.dest)
+    if not src.is_file(): p.error(f'{show_name(src)}: no such file')
+    if dest.exists() and dest.resolve() == src.resolve(): p.error(f'{show_name(dest)} is the input: name another file, or the photo is lost')
+    fmt = Image.registered_extensions().get(dest.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE: p.error(f'{show_name(dest)}: cannot tell the format from {dest.suffix or "no extension"!r}: end it in .png or .jpg')
+    if not dest.parent.is_dir(): p.error(f'{show_name(dest.parent)}: no such folder for the output')
+    if not a.scale > 0: p.error(f'--scale {a.scale}: a positive factor, such as 2')
+    try: out = upscale(load_upscaler(a.weights), src, scale=a.scale)
+    except (BadImageError, FileNotFoundError, RuntimeError) as e: sys.exit(f'{p.prog}: {e}')
+    if fmt == 'JPEG' and out.mode not in ('RGB', 'L'):
+        say(f'{show_name(dest)}: JPEG has no transparency, so the {out.mode} result is saved as RGB', once=False); out = out.convert('RGB')
+    tmp = dest.with_name(f'.{dest.name}.part{dest.suffix}')
+    try: out.save(tmp, format=fmt); os.replace(tmp, dest)  # a failed save never leaves half a file under `dest`
+    except OSError as e:
+        tmp.unlink(missing_ok=True); sys.exit(f'{p.prog}: could not write {show_name(dest)}: {e}')
     return a.dest
 
 if __name__ == '__main__' and '__file__' in globals(): upscale_cli()  # run as a module, not in a notebook

@@ -34,6 +34,8 @@ def mnist_files(path, # folder with `training/` and `testing/`, one subfolder pe
     "The PNG files of both splits (sorted), or a fixed random subset of `n` per split"
     path, res = Path(path), L()
     ns = n if isinstance(n, (tuple, list)) else (n, n)
+    if any(k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1) for k in ns):
+        raise ValueError(f'n={n!r}: files per split are whole numbers of at least 1 (None: all of them).')
     for s, n in zip(splits, ns):
         fs = sorted((path/s).rglob('*.png'))
         if not fs: raise FileNotFoundError(f'no PNG files under {path/s}: expected {s}/<class>/*.png')
@@ -146,6 +148,11 @@ def fast_dls(xt:Tensor, yt:Tensor, # training images (uint8) and labels
              device=None, # default: fastai's default device
             ) -> DataLoaders:
     "`DataLoaders` of two `TensorDL`s that keep the data on `device` and augment there"
+    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1: raise ValueError(f'bs={bs!r}: the batch size is a whole number of at least 1.')
+    for x, y, what in ((xt, yt, 'training'), (xv, yv, 'validation')):
+        if len(x) != len(y): raise ValueError(f'{len(x)} {what} images but {len(y)} labels: give one label per image.')
+    if len(xt) < bs:  # the training loader drops the last partial batch, so every epoch would train on nothing
+        raise ValueError(f'bs={bs} is more than the {len(xt)} training images: an epoch would have no full batch. Use bs={max(1, len(xt))} or less.')
     device = torch.device(ifnone(device, default_device()))
     stats = ifnone(stats, pixel_stats(xt))
     trn = TensorDL(xt, yt, bs, shuffle=True, drop_last=True, aug=aug, stats=stats, device=device, vocab=vocab)

@@ -1,5 +1,5 @@
 "Tests of `imgcourse.superres`: the hand-written U-Net, the metrics against known values, the paired data, `upscale` on any image mode, checkpoint/resume."
-import math, os
+import math, os, re
 from pathlib import Path
 import numpy as np, pytest, torch
 from torch import nn
@@ -282,3 +282,26 @@ def test_train_script_keeps_what_exists_and_refuses_nonsense(tmp_path, capsys):
     assert (tmp_path/'u.pth').read_bytes() == b'mine'
     tu.main(tiny + ['--out', str(tmp_path/'u.pth'), '--force'])
     assert isinstance(load_upscaler(tmp_path/'u.pth'), SRNet)
+
+def test_cli_never_loses_the_input_and_checks_the_output_first(tmp_path, capsys):
+    "`python -m imgcourse.superres`: the input as output is refused (it overwrote the photo), a bad output path fails before any work, JPEG drops alpha"
+    src = tmp_path/'a.png'
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 4), dtype=np.uint8), 'RGBA').save(src)
+    before = src.read_bytes()
+    (tmp_path/'bad.png').write_bytes(b'not an image')
+    for args, says in (([src, src], 'is the input'), ([src, tmp_path/'o.xyz'], 'cannot tell the format'), ([src, tmp_path/'no'/'o.png'], 'no such folder'),
+                       ([tmp_path/'none.png', tmp_path/'o.png'], 'no such file'), ([src, tmp_path/'o.png', '--scale', '0'], 'positive factor')):
+        with pytest.raises(SystemExit): upscale_cli([str(a) for a in args])
+        assert says in capsys.readouterr().err
+    with pytest.raises(SystemExit, match='not an image'): upscale_cli([str(tmp_path/'bad.png'), str(tmp_path/'o.png')])
+    assert src.read_bytes() == before and not (tmp_path/'o.png').exists()
+    upscale_cli([str(src), str(tmp_path/'o.jpg')])
+    assert Image.open(tmp_path/'o.jpg').mode == 'RGB' and Image.open(tmp_path/'o.jpg').size == (60, 40)
+    assert [f.name for f in tmp_path.iterdir() if '.part' in f.name] == []
+
+def test_sr_dls_names_bad_sizes_before_any_work(tmp_path):
+    "size=0 gave 'Could not do one pass in your dataloader' and bs=0 failed only at the first batch; now one error names each, and nothing is crappified"
+    for kw, says in ((dict(size=0), 'size=0'), (dict(size=-3), 'size=-3'), (dict(bs=0), 'bs=0'), (dict(valid_pct=1.5), 'valid_pct=1.5'),
+                     (dict(lr_size=0, repeat=0), 'lr_size=0, repeat=0')):
+        with pytest.raises(ValueError, match=re.escape(says)): sr_dls(dest=tmp_path/'crappy', **kw)
+    assert not (tmp_path/'crappy').exists()

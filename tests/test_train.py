@@ -4,6 +4,7 @@ import pytest, torch, torch.nn as nn
 from pathlib import Path
 from fastai.vision.all import Learner, CrossEntropyLossFlat, set_seed, Callback, CancelFitException
 from imgcourse.train import *
+from imgcourse.data import get_mnist
 
 def tiny_dls(n=256, bs=32):
     g = torch.Generator().manual_seed(0)
@@ -192,3 +193,15 @@ def test_resumed_fit_logs_no_row_for_skipped_epochs(tmp_path, capsys):
     assert [r.split()[:2] for r in rows] == [['epoch', '1'], ['epoch', '2']], rows
     assert learn.logger is print                                  # the logger is put back
     assert [bool(v) for v in learn.recorder.values] == [False, True, True]  # fastai's record of the skipped epoch is kept, empty
+
+def test_fast_dls_and_mnist_files_refuse_sizes_that_train_nothing():
+    "A batch larger than the training set trained zero batches without a word (drop_last); bs 0, labels that do not match, n=0 or -1 are named too"
+    x, y = torch.zeros(256, 1, 28, 28, dtype=torch.uint8), torch.zeros(256, dtype=torch.long)
+    for kw, says in ((dict(bs=1000), 'Use bs=256 or less'), (dict(bs=0), 'bs=0'), (dict(bs=-1), 'bs=-1')):
+        with pytest.raises(ValueError, match=says): fast_dls(x, y, x, y, stats=(0., 1.), **kw)
+    with pytest.raises(ValueError, match='256 training images but 5 labels'): fast_dls(x, y[:5], x, y, bs=8, stats=(0., 1.))
+    assert len(fast_dls(x, y, x, y, bs=256, stats=(0., 1.)).train) == 1
+    for n in (0, -1, (10, 0)):
+        with pytest.raises(ValueError, match='at least 1'): mnist_files(get_mnist(online=False), n=n)
+    from imgcourse.resnet import pad_crop
+    with pytest.raises(ValueError, match='pad=-2'): pad_crop(x[:2], pad=-2)
