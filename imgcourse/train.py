@@ -225,6 +225,8 @@ class BF16(Callback):
 
 class FastCE(nn.CrossEntropyLoss):
     "`nn.CrossEntropyLoss` with fastai's `activation` and `decodes`, for `get_preds` and interpretation"
+    def forward(self, x, y):  # plain tensors: batches of fastai's own loaders are typed (`TensorImageBW`, `TensorCategory`), which PyTorch's loss refuses
+        return super().forward(x.as_subclass(Tensor), y.as_subclass(Tensor))
     def activation(self, x): return F.softmax(x, dim=-1)
     def decodes(self, x): return x.argmax(dim=-1)
 

@@ -205,3 +205,12 @@ def test_fast_dls_and_mnist_files_refuse_sizes_that_train_nothing():
         with pytest.raises(ValueError, match='at least 1'): mnist_files(get_mnist(online=False), n=n)
     from imgcourse.resnet import pad_crop
     with pytest.raises(ValueError, match='pad=-2'): pad_crop(x[:2], pad=-2)
+
+def test_fast_learner_trains_on_fastai_folder_loaders():
+    "`fast_learner` on the lesson's folder DataBlock (typed `TensorImageBW`/`TensorCategory` batches): FastCE raised a TypeError there"
+    from imgcourse.resnet import folder_dls, plain_cnn
+    fs = mnist_files(get_mnist(online=False), n=(128, 64))
+    learn = fast_learner(folder_dls(fs, bs=64, num_workers=0), plain_cnn())
+    with learn.no_logging(): learn.fit(1, 1e-2)
+    loss, acc = learn.recorder.values[-1][1:3]
+    assert torch.isfinite(torch.tensor(loss)) and 0 <= acc <= 1
