@@ -21,11 +21,11 @@ from fastai.vision.core import PILImage
 
 # %% auto #0
 __all__ = ['MODES', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'FASHION_URL', 'FASHION_FILES', 'env_flag', 'has_gpu',
-           'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'missing_data', 'cache_dir', 'offline',
-           'scratch_dir', 'fetch', 'BadImageError', 'to_rgb', 'show_name', 'show_path', 'why_unreadable', 'load_rgb',
-           'check_image', 'sigterm_as_interrupt', 'pmap', 'image_files', 'PILImageRGB', 'get_mnist', 'read_idx',
-           'idx_len', 'fashion_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms', 'crappify', 'crappified_name',
-           'crappify_folder', 'pretrained_ok', 'tv_model']
+           'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'is_whole', 'missing_data', 'cache_dir',
+           'offline', 'scratch_dir', 'fetch', 'BadImageError', 'to_rgb', 'show_name', 'show_path', 'why_unreadable',
+           'load_rgb', 'check_image', 'sigterm_as_interrupt', 'pmap', 'image_files', 'PILImageRGB', 'get_mnist',
+           'read_idx', 'idx_len', 'fashion_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms', 'crappify',
+           'crappified_name', 'crappify_folder', 'pretrained_ok', 'tv_model']
 
 # %% ../nbs/00_data.ipynb #d0dcf0db
 MODES = ('quick', 'cpu', 'full')
@@ -126,11 +126,18 @@ def data_dir() -> Path:
         if (d/'data'/'mnist_sample').is_dir(): return d/'data'
     return start.parent/'data'
 
+def is_whole(v, low:int=1) -> bool:
+    "True for a whole number (Python or numpy, not a bool) of at least `low`: the check behind every size argument"
+    import numbers
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
+
 def missing_data(p, # a shipped file or folder under `data_dir()` that is not there
                  make:str|None=None, # the command that makes it again, run in a clone
                 ) -> str:
     "Why the shipped `p` is missing and what to do, for an error message"
-    d = data_dir()
+    d, env = data_dir(), os.environ.get('IMGCOURSE_DATA', '').strip()
+    if env and not d.is_dir():
+        return f"IMGCOURSE_DATA={env!r} is not a folder: point it at a clone's data/ folder, or unset it."
     if not d.is_dir():
         return (f'imgcourse has no data/ folder (looked for {show_name(d)}): a wheel installed with `pip install imgcourse` or '
                 '`pip install <folder>` carries no data. Install from a clone (`pip install -e .` in it), or set IMGCOURSE_DATA '
@@ -218,8 +225,8 @@ def show_name(fn) -> str:
 
 def show_path(p) -> str:
     "`p` for a message, as you would type it from here: relative inside the current folder or beside it (`../data/photos` from `nbs/`), `~/...` in your home folder, else in full"
-    p, here = Path(p).absolute(), Path.cwd()
-    bases = [here] + ([here.parent] if len(here.parent.parts) > 2 else [])  # not `../../usr/...` from a folder near the root
+    p, here = Path(os.path.normpath(Path(p).absolute())), Path.cwd()
+    bases = [b for b in (here, here.parent) if len(b.parts) > 1]  # never relative to `/`: not `usr/share/...` nor `../usr/...`
     if any(p.is_relative_to(b) for b in bases): return show_name(os.path.relpath(p, here))
     home = Path.home()
     if len(home.parts) > 1 and p.is_relative_to(home): return show_name(Path('~')/p.relative_to(home))

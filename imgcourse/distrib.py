@@ -9,7 +9,8 @@ import argparse, json, os, subprocess, sys, time
 from pathlib import Path
 import torch
 from fastai.vision.all import *
-from fastai.distributed import DistributedDL
+try: from fastai.distributed import DistributedDL
+except NameError: DistributedDL = None  # fastai's module needs `accelerate` to import at all; `need_accelerate` says what to install
 from .data import get_mnist, say
 from .train import mnist_files, split_tensors, pixel_stats, n_params, epoch_lines
 from .resnet import resnet_mnist
@@ -18,13 +19,13 @@ from .resnet import resnet_mnist
 __all__ = ['mnist_dls', 'need_accelerate', 'train_distrib', 'distrib_summary', 'main', 'launch']
 
 # %% ../nbs/82_distrib.ipynb #d2d55b50
-@patch
-def _broadcast(self:DistributedDL, t, rank):
+def _broadcast(self, t, rank):
     "Broadcast the list `t` from `rank` to every process, on the device the backend moves (NCCL: the GPU, gloo: the CPU)"
     nccl = torch.distributed.get_backend() == 'nccl'
     t = torch.tensor(t, dtype=torch.long, device=torch.device('cuda', torch.cuda.current_device()) if nccl else 'cpu')
     torch.distributed.broadcast(t, rank)
     return t.cpu().tolist()
+if DistributedDL is not None: DistributedDL._broadcast = _broadcast  # fastai's own puts the list on a GPU, which a CPU run has not got
 
 # %% ../nbs/82_distrib.ipynb #8823f8e1
 def mnist_dls(n:int|tuple|None=(4096, 1024), # images per split, or None for all
@@ -39,8 +40,8 @@ def mnist_dls(n:int|tuple|None=(4096, 1024), # images per split, or None for all
 # %% ../nbs/82_distrib.ipynb #f1175722
 def need_accelerate():
     "fastai's `distrib_ctx` runs on Hugging Face `accelerate`: say how to install it where it is missing, before any work"
-    import importlib.util
-    if importlib.util.find_spec('accelerate') is None:
+    try: import accelerate  # noqa: F401
+    except ImportError:
         raise ModuleNotFoundError("fastai's distributed training needs Hugging Face `accelerate`, which is not installed: "
                                   "`pip install accelerate` (or install imgcourse with its extra: `pip install -e \".[distrib]\"`).")
 

@@ -24,7 +24,7 @@ def pad_crop(x:Tensor, # batch of images `(n,c,h,w)`, any dtype and device
              generator=None, # a `torch.Generator` for reproducible offsets
             ) -> Tensor:
     "Random pad-and-crop: zero-pad each image by `pad` and crop a random window of the original size"
-    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0: raise ValueError(f'pad={pad!r}: pixels of padding, a whole number of 0 or more.')
+    if not is_whole(pad, 0): raise ValueError(f'pad={pad!r}: pixels of padding, a whole number of 0 or more.')
     if pad == 0: return x
     n, c, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
@@ -82,9 +82,8 @@ def check_sizes(**sizes):
     "Raise a `ValueError` naming each size that is not a positive whole number (`n_res` may be 0; a tuple: each of its items)"
     bad = []
     for k, v in sizes.items():
-        vs = tuple(v) if isinstance(v, (tuple, list)) else (v,)
-        low = 0 if k == 'n_res' else 1
-        if not vs or not all(isinstance(o, (int, np.integer)) and not isinstance(o, bool) and o >= low for o in vs): bad.append(f'{k}={v!r}')
+        vs = tuple(v) if hasattr(v, '__iter__') and not isinstance(v, str) else (v,)  # tuples, lists, ranges, arrays
+        if not vs or not all(is_whole(o, 0 if k == 'n_res' else 1) for o in vs): bad.append(f'{k}={v!r}')
     if bad: raise ValueError(f'{", ".join(bad)}: channels, classes and stage widths are whole numbers of at least 1 (n_res at least 0).')
 
 def plain_cnn(widths=(8, 16, 32, 16), # channels after each stride-2 conv

@@ -69,10 +69,11 @@ def sr_dls(path=None, # folder of original images (default: `get_photos()`); cra
            **kwargs, # passed to `DataBlock.dataloaders` (num_workers, device, ...)
           ) -> DataLoaders:
     "DataLoaders of (crappified input, original) pairs at `size` px, ImageNet-normalised, augmented identically"
-    bad = [f'{k}={v!r}' for k, v in dict(size=size, bs=bs, lr_size=lr_size, repeat=repeat).items()
-           if isinstance(v, bool) or not isinstance(v, int) or v < 1]
-    if not 0 < valid_pct < 1: bad.append(f'valid_pct={valid_pct!r} (a fraction between 0 and 1)')
-    if bad: raise ValueError(f'sr_dls: {", ".join(bad)}: sizes, the batch size and repeat are whole numbers of at least 1.')
+    sizes = tuple(size) if isinstance(size, (tuple, list)) else (size,)  # one side, or (height, width)
+    bad = [f'{k}={v!r}' for k, v in dict(bs=bs, lr_size=lr_size, repeat=repeat).items() if not is_whole(v)]
+    if not (len(sizes) in (1, 2) and all(is_whole(s) for s in sizes)): bad.insert(0, f'size={size!r}')
+    if bad: raise ValueError(f'sr_dls: {", ".join(bad)}: sizes (px), the batch size and repeat are whole numbers of at least 1.')
+    if not 0 < valid_pct < 1: raise ValueError(f'sr_dls: valid_pct={valid_pct!r}: the fraction held out, between 0 and 1.')
     src, files = sr_files(path, n_items, seed)
     n_valid = int(len(files)*valid_pct)
     if n_valid < 1 or len(files) - n_valid < 1:
@@ -369,7 +370,7 @@ def train_upscaler(files=None, # training photos (default: the training part of 
     return learn
 
 # %% ../nbs/02_unet_superres.ipynb #24d8dc4f
-UPSCALER_CMD = 'python scripts/train_upscaler.py --bf16'
+UPSCALER_CMD = 'python scripts/train_upscaler.py --bf16 --force'  # --force: it replaces the shipped file
 
 def save_upscaler(model:SRNet, fn, **meta):
     "Save `model`'s weights to `fn` (atomically) and its shape plus `meta` to `fn` with a .json suffix"
@@ -410,13 +411,18 @@ def upscale_cli(args=None):
     if not dest.parent.is_dir(): p.error(f'{show_name(dest.parent)}: no such folder for the output')
     if not a.scale > 0: p.error(f'--scale {a.scale}: a positive factor, such as 2')
     try: out = upscale(load_upscaler(a.weights), src, scale=a.scale)
-    except (BadImageError, FileNotFoundError, RuntimeError) as e: sys.exit(f'{p.prog}: {e}')
-    if fmt == 'JPEG' and out.mode not in ('RGB', 'L'):
-        say(f'{show_name(dest)}: JPEG has no transparency, so the {out.mode} result is saved as RGB', once=False); out = out.convert('RGB')
+    except (BadImageError, FileNotFoundError, RuntimeError, ValueError) as e: sys.exit(f'{p.prog}: {e}')
     tmp = dest.with_name(f'.{dest.name}.part{dest.suffix}')
-    try: out.save(tmp, format=fmt); os.replace(tmp, dest)  # a failed save never leaves half a file under `dest`
-    except OSError as e:
-        tmp.unlink(missing_ok=True); sys.exit(f'{p.prog}: could not write {show_name(dest)}: {e}')
+    def save(im):
+        try: im.save(tmp, format=fmt); os.replace(tmp, dest)  # a failed save never leaves half a file under `dest`
+        finally: tmp.unlink(missing_ok=True)
+    try:
+        try: save(out)
+        except (OSError, ValueError):  # a format without transparency (JPEG, EPS, ...): keep the picture, drop the alpha
+            if out.mode in ('RGB', 'L'): raise
+            save(out.convert('RGB'))
+            say(f'{show_name(dest)}: {fmt} has no transparency, so the {out.mode} result is saved as RGB', once=False)
+    except (OSError, ValueError) as e: sys.exit(f'{p.prog}: could not write {show_name(dest)}: {e}')
     return a.dest
 
 if __name__ == '__main__' and '__file__' in globals(): upscale_cli()  # run as a module, not in a notebook

@@ -34,7 +34,7 @@ def mnist_files(path, # folder with `training/` and `testing/`, one subfolder pe
     "The PNG files of both splits (sorted), or a fixed random subset of `n` per split"
     path, res = Path(path), L()
     ns = n if isinstance(n, (tuple, list)) else (n, n)
-    if any(k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1) for k in ns):
+    if any(k is not None and not is_whole(k) for k in ns):
         raise ValueError(f'n={n!r}: files per split are whole numbers of at least 1 (None: all of them).')
     for s, n in zip(splits, ns):
         fs = sorted((path/s).rglob('*.png'))
@@ -148,7 +148,7 @@ def fast_dls(xt:Tensor, yt:Tensor, # training images (uint8) and labels
              device=None, # default: fastai's default device
             ) -> DataLoaders:
     "`DataLoaders` of two `TensorDL`s that keep the data on `device` and augment there"
-    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1: raise ValueError(f'bs={bs!r}: the batch size is a whole number of at least 1.')
+    if not is_whole(bs): raise ValueError(f'bs={bs!r}: the batch size is a whole number of at least 1.')
     for x, y, what in ((xt, yt, 'training'), (xv, yv, 'validation')):
         if len(x) != len(y): raise ValueError(f'{len(x)} {what} images but {len(y)} labels: give one label per image.')
     if len(xt) < bs:  # the training loader drops the last partial batch, so every epoch would train on nothing
@@ -407,8 +407,11 @@ def fit_resumable(learn, # a `Learner`
     if fname is not None and resume and (last := load_latest(learn, fname)) is not None:
         start = last + 1
         if start >= n_epoch: return learn  # that stage had finished
-    cbs = L(kwargs.pop('cbs', None)) + (L(EpochCheckpoint(fname, min_gap)) if fname else L()) + (L(_QuietSkip(start)) if start else L())
-    learn.fit_one_cycle(n_epoch, lr, start_epoch=start, cbs=cbs, **kwargs)
+    quiet = _QuietSkip(start)
+    cbs = L(kwargs.pop('cbs', None)) + (L(EpochCheckpoint(fname, min_gap)) if fname else L()) + (L(quiet) if start else L())
+    try: learn.fit_one_cycle(n_epoch, lr, start_epoch=start, cbs=cbs, **kwargs)
+    finally:  # stopped (Ctrl-C, SIGTERM) during a skipped epoch: the logger comes back all the same
+        if quiet._logger is not None: learn.logger, quiet._logger = quiet._logger, None
     return learn
 
 # %% ../nbs/80_train.ipynb #16f04dd7

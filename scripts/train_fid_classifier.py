@@ -36,7 +36,8 @@ def main():
     acc = float(learn.validate()[1])
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + '.tmp')
-    torch.save(learn.model.state_dict(), tmp); os.replace(tmp, out)  # a killed run never leaves half a file under `out`
+    try: torch.save(learn.model.state_dict(), tmp); os.replace(tmp, out)  # a killed run never leaves half a file under `out`
+    finally: tmp.unlink(missing_ok=True)
     info = dict(model='imgcourse.resnet.resnet_mnist()', data=f'Fashion-MNIST {len(xt)} train / {len(xv)} test ({src})',
                 stats=stats, epochs=a.epochs, lr=a.lr, schedule='fit_one_cycle, fast_adam, aug=fashion_aug, bs=256',
                 test_accuracy=round(acc, 4), train_seconds=round(secs), machine=f'{platform.machine()} CPU, torch {torch.__version__}',

@@ -522,14 +522,19 @@ def test_scratch_dir_keeps_live_processes_folders(tmp_path, monkeypatch):
     scratch_dir('t'); assert not theirs.exists()  # once that process is gone, its folder goes too
 
 def test_missing_shipped_data_says_how_to_get_it(tmp_path, monkeypatch):
-    "Without the shipped data/ (a wheel carries none) the error names IMGCOURSE_DATA and an editable install; with data/ but a folder gone, git"
+    "Without the shipped data/ (a wheel carries none) the error names an editable install and IMGCOURSE_DATA; a wrong IMGCOURSE_DATA is named; a lost folder, git"
+    import imgcourse.data as D, imgcourse.metrics as M, imgcourse.run as R
     from imgcourse.metrics import sr_split
     from imgcourse.run import find_notebook
-    monkeypatch.setenv('IMGCOURSE_DATA', str(tmp_path/'nowhere'))
+    monkeypatch.delenv('IMGCOURSE_DATA', raising=False)
+    for mod in (D, M, R): monkeypatch.setattr(mod, 'data_dir', lambda: tmp_path/'site-packages'/'data')  # as in a wheel
     for f in (lambda: get_mnist(online=False), lambda: get_photos(online=False), sr_split):
-        with pytest.raises(FileNotFoundError, match=r'IMGCOURSE_DATA.*|pip install -e') as e: f()
-        assert 'IMGCOURSE_DATA' in str(e.value) and 'pip install -e' in str(e.value)
+        with pytest.raises(FileNotFoundError) as e: f()
+        assert 'IMGCOURSE_DATA' in str(e.value) and 'pip install -e' in str(e.value) and 'wheel' in str(e.value)
     with pytest.raises(FileNotFoundError, match='pip install -e'): find_notebook('01_resnet')
+    monkeypatch.undo()
+    monkeypatch.setenv('IMGCOURSE_DATA', str(tmp_path/'nowhere'))
+    with pytest.raises(FileNotFoundError, match="IMGCOURSE_DATA=.*nowhere.* is not a folder"): get_mnist(online=False)
     (tmp_path/'nowhere').mkdir()
     with pytest.raises(FileNotFoundError, match=r'git checkout data/.*make_mnist_sample'): get_mnist(online=False)
     with pytest.raises(FileNotFoundError, match='make_photos'): get_photos(online=False)

@@ -305,3 +305,9 @@ def test_sr_dls_names_bad_sizes_before_any_work(tmp_path):
                      (dict(lr_size=0, repeat=0), 'lr_size=0, repeat=0')):
         with pytest.raises(ValueError, match=re.escape(says)): sr_dls(dest=tmp_path/'crappy', **kw)
     assert not (tmp_path/'crappy').exists()
+
+def test_sr_dls_takes_a_rectangle_and_numpy_sizes(tmp_path):
+    "`size=(h, w)` gives rectangular batches, and numpy integers are sizes too"
+    d = sr_dls(size=(32, 48), bs=np.int64(2), n_items=4, valid_pct=0.25, dest=tmp_path/'crappy', num_workers=0)
+    x, y = d.one_batch()
+    assert x.shape[-2:] == (32, 48) and y.shape == x.shape

@@ -214,3 +214,25 @@ def test_fast_learner_trains_on_fastai_folder_loaders():
     with learn.no_logging(): learn.fit(1, 1e-2)
     loss, acc = learn.recorder.values[-1][1:3]
     assert torch.isfinite(torch.tensor(loss)) and 0 <= acc <= 1
+
+def test_size_checks_accept_numpy_integers():
+    "The size checks take numpy integers as whole numbers (they did before the checks existed)"
+    import numpy as np
+    from imgcourse.resnet import pad_crop, resnet_mnist
+    x, y = torch.zeros(64, 1, 28, 28, dtype=torch.uint8), torch.zeros(64, dtype=torch.long)
+    assert len(fast_dls(x, y, x, y, bs=np.int64(32), stats=(0., 1.)).train) == 2
+    assert len(mnist_files(get_mnist(online=False), n=np.int64(10))) == 20
+    assert pad_crop(x[:2], pad=np.int64(2)).shape == x[:2].shape
+    assert resnet_mnist(widths=np.array([8, 16, 32, 16])) is not None and resnet_mnist(widths=range(8, 12)) is not None
+
+def test_resumed_fit_stopped_in_a_skipped_epoch_gives_the_logger_back(tmp_path):
+    "Ctrl-C (or SIGTERM, turned into KeyboardInterrupt) while a resumed fit skips its first epochs: the logger is not left silenced"
+    class _Interrupt(Callback):
+        order = 60  # after _QuietSkip has silenced the logger for the skipped epoch
+        def before_epoch(self): raise KeyboardInterrupt
+    set_seed(0)
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with learn.no_logging(): fit_resumable(learn, 3, 1e-2, fname='t', cbs=_StopAfterFirstEpoch())
+    with pytest.raises(KeyboardInterrupt): fit_resumable(learn, 3, 1e-2, fname='t', cbs=_Interrupt())
+    import imgcourse.train as TR
+    assert learn.logger is not TR.noop  # what fastai's progress callback set at before_fit (an interrupt skips its after_fit)
