@@ -135,6 +135,8 @@ def test_lesson_mode_comes_from_the_flag_then_the_variable(tmp_path, monkeypatch
     monkeypatch.setenv('IMGCOURSE_MODE', 'cpu'); lesson('90_run', out=str(tmp_path))
     lesson('90_run', mode='quick', out=str(tmp_path))
     assert ran == ['quick', 'cpu', 'quick']
+    monkeypatch.delenv('IMGCOURSE_MODE'); monkeypatch.setenv('IMGCOURSE_QUICK', '0')  # the older switch: 0 means full
+    lesson('90_run', out=str(tmp_path))
     monkeypatch.setenv('IMGCOURSE_MODE', 'banana')
     with pytest.raises(SystemExit, match="IMGCOURSE_MODE='banana' is not a mode"): lesson('90_run', out=str(tmp_path))
-    assert len(ran) == 3
+    assert ran == ['quick', 'cpu', 'quick', 'full']
