@@ -21,11 +21,11 @@ from fastai.vision.core import PILImage
 
 # %% auto #0
 __all__ = ['MODES', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'FASHION_URL', 'FASHION_FILES', 'env_flag', 'has_gpu',
-           'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'is_whole', 'missing_data', 'cache_dir',
-           'offline', 'scratch_dir', 'fetch', 'BadImageError', 'to_rgb', 'show_name', 'show_path', 'why_unreadable',
-           'load_rgb', 'check_image', 'sigterm_as_interrupt', 'pmap', 'image_files', 'PILImageRGB', 'get_mnist',
-           'read_idx', 'idx_len', 'fashion_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms', 'crappify',
-           'crappified_name', 'crappify_folder', 'pretrained_ok', 'tv_model']
+           'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'is_whole', 'check_sizes', 'missing_data',
+           'cache_dir', 'offline', 'scratch_dir', 'fetch', 'BadImageError', 'to_rgb', 'show_name', 'show_path',
+           'why_unreadable', 'load_rgb', 'check_image', 'sigterm_as_interrupt', 'pmap', 'image_files', 'PILImageRGB',
+           'get_mnist', 'read_idx', 'idx_len', 'fashion_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms',
+           'crappify', 'crappified_name', 'crappify_folder', 'pretrained_ok', 'tv_model']
 
 # %% ../nbs/00_data.ipynb #d0dcf0db
 MODES = ('quick', 'cpu', 'full')
@@ -130,6 +130,16 @@ def is_whole(v, low:int=1) -> bool:
     "True for a whole number (Python or numpy, not a bool) of at least `low`: the check behind every size argument"
     import numbers
     return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
+
+def check_sizes(low:int=1, # the smallest allowed value
+                **sizes, # name=value; a tuple, list or array: each of its items
+               ):
+    "Raise one `ValueError` naming every size that is not a whole number of at least `low`"
+    def ok(v):
+        vs = tuple(v) if hasattr(v, '__iter__') and not isinstance(v, str) else (v,)
+        return len(vs) > 0 and all(is_whole(o, low) for o in vs)
+    bad = [f'{k}={v!r}' for k, v in sizes.items() if not ok(v)]
+    if bad: raise ValueError(f'{", ".join(bad)}: sizes are whole numbers of at least {low} (a tuple: each of its items).')
 
 def missing_data(p, # a shipped file or folder under `data_dir()` that is not there
                  make:str|None=None, # the command that makes it again, run in a clone

@@ -15,7 +15,7 @@ from .data import *
 from .train import *
 
 # %% auto #0
-__all__ = ['pad_crop', 'rand_hflip', 'is_pad_crop', 'folder_dls', 'conv2', 'check_sizes', 'plain_cnn', 'Residual', 'conv_and_res',
+__all__ = ['pad_crop', 'rand_hflip', 'is_pad_crop', 'folder_dls', 'conv2', 'plain_cnn', 'Residual', 'conv_and_res',
            'resnet_mnist', 'fashion_tensors', 'fashion_aug', 'wide_resnet']
 
 # %% ../nbs/01_resnet_mnist.ipynb #a066b0be
@@ -24,7 +24,7 @@ def pad_crop(x:Tensor, # batch of images `(n,c,h,w)`, any dtype and device
              generator=None, # a `torch.Generator` for reproducible offsets
             ) -> Tensor:
     "Random pad-and-crop: zero-pad each image by `pad` and crop a random window of the original size"
-    if not is_whole(pad, 0): raise ValueError(f'pad={pad!r}: pixels of padding, a whole number of 0 or more.')
+    check_sizes(0, pad=pad)
     if pad == 0: return x
     n, c, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
@@ -78,14 +78,6 @@ def conv2(ni:int, # input channels
     "The lesson's stride-2 3x3 `ConvLayer`: conv, BatchNorm, ReLU; halves the resolution"
     return ConvLayer(ni, nf, ks=3, stride=2, **kwargs)
 
-def check_sizes(**sizes):
-    "Raise a `ValueError` naming each size that is not a positive whole number (`n_res` may be 0; a tuple: each of its items)"
-    bad = []
-    for k, v in sizes.items():
-        vs = tuple(v) if hasattr(v, '__iter__') and not isinstance(v, str) else (v,)  # tuples, lists, ranges, arrays
-        if not vs or not all(is_whole(o, 0 if k == 'n_res' else 1) for o in vs): bad.append(f'{k}={v!r}')
-    if bad: raise ValueError(f'{", ".join(bad)}: channels, classes and stage widths are whole numbers of at least 1 (n_res at least 0).')
-
 def plain_cnn(widths=(8, 16, 32, 16), # channels after each stride-2 conv
               c_in:int=1, # input channels
               n_out:int=10, # classes
@@ -132,7 +124,7 @@ def resnet_mnist(widths=(8, 16, 32, 16), # channels of the four stages
                  **kwargs # passed to `Residual` (`skip=False`: a plain stack of the same depth)
                 ) -> nn.Sequential:
     "The lesson's ResNet-ish model: `conv_and_res` stages down to 2x2, `conv2` to `n_out`, `Flatten` (about 41k parameters)"
-    check_sizes(widths=widths, c_in=c_in, n_out=n_out, n_res=n_res)
+    check_sizes(widths=widths, c_in=c_in, n_out=n_out); check_sizes(0, n_res=n_res)  # `check_sizes` from `imgcourse.data`
     k = 2**n_res if dense else 1  # a dense stage outputs k times its width
     ins = (c_in, *[w*k for w in widths])
     stages = [conv_and_res(a, b, n_res=n_res, dense=dense, **kwargs) for a, b in zip(ins[:-1], widths)]
@@ -169,7 +161,7 @@ def wide_resnet(width:int=32, # channels of the first stage; later stages have 2
                 stride:int=1, # stride of the stem (2: start at half resolution, about 4x cheaper)
                ) -> nn.Sequential:
     "A wider ResNet for 28 px images: a stem stage, three stride-2 stages, average pooling, linear head"
-    check_sizes(width=width, c_in=c_in, n_out=n_out, n_res=n_res)
+    check_sizes(width=width, c_in=c_in, n_out=n_out); check_sizes(0, n_res=n_res)
     if stride not in (1, 2): raise ValueError(f'stride={stride!r}: the stem keeps the resolution (1) or halves it (2).')
     w = (width, width*2, width*4, width*4)
     return nn.Sequential(ConvLayer(c_in, w[0], stride=stride), *[Residual(w[0]) for _ in range(n_res)],

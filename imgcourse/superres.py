@@ -69,10 +69,7 @@ def sr_dls(path=None, # folder of original images (default: `get_photos()`); cra
            **kwargs, # passed to `DataBlock.dataloaders` (num_workers, device, ...)
           ) -> DataLoaders:
     "DataLoaders of (crappified input, original) pairs at `size` px, ImageNet-normalised, augmented identically"
-    sizes = tuple(size) if isinstance(size, (tuple, list)) else (size,)  # one side, or (height, width)
-    bad = [f'{k}={v!r}' for k, v in dict(bs=bs, lr_size=lr_size, repeat=repeat).items() if not is_whole(v)]
-    if not (len(sizes) in (1, 2) and all(is_whole(s) for s in sizes)): bad.insert(0, f'size={size!r}')
-    if bad: raise ValueError(f'sr_dls: {", ".join(bad)}: sizes (px), the batch size and repeat are whole numbers of at least 1.')
+    check_sizes(size=size, bs=bs, lr_size=lr_size, repeat=repeat)  # `size`: one side, or (height, width)
     if not 0 < valid_pct < 1: raise ValueError(f'sr_dls: valid_pct={valid_pct!r}: the fraction held out, between 0 and 1.')
     src, files = sr_files(path, n_items, seed)
     n_valid = int(len(files)*valid_pct)

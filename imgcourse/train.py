@@ -148,7 +148,7 @@ def fast_dls(xt:Tensor, yt:Tensor, # training images (uint8) and labels
              device=None, # default: fastai's default device
             ) -> DataLoaders:
     "`DataLoaders` of two `TensorDL`s that keep the data on `device` and augment there"
-    if not is_whole(bs): raise ValueError(f'bs={bs!r}: the batch size is a whole number of at least 1.')
+    check_sizes(bs=bs)
     for x, y, what in ((xt, yt, 'training'), (xv, yv, 'validation')):
         if len(x) != len(y): raise ValueError(f'{len(x)} {what} images but {len(y)} labels: give one label per image.')
     if len(xt) < bs:  # the training loader drops the last partial batch, so every epoch would train on nothing
