@@ -9,6 +9,9 @@
            its warm-up (compilation included) is reported separately
 - compiled_loop: the plain loop with fast_path's choices (compiled model, channels_last, bf16 as `--fast-bf16`) and no
            Learner: the ceiling for fast_path, and what the Learner's callbacks cost on top of it
+- eager_path: `fast_learner` after `fast_path(compile=False)`, what the CPU mode trains with: not compiled, the memory
+           format timed at the first batch (`LayoutProbe`, its time in the warm-up), bf16 as `--fast-bf16`
+- eager_cl: the same with channels_last chosen by hand (the CPU mode's choice before `LayoutProbe`)
 
 All timing is `imgcourse.train`'s (`time_loop`, `time_learner`).
 
@@ -107,6 +110,11 @@ def main():
             fl = fast_path(fast_learner(tdls, m, precision=prec), bf16=a.bf16, backend=a.backend)
             ips = time_learner(fl, a.steps, a.warmup, clock=clock)
             print(f'  fast_path warm-up: {a.warmup} batches in {fl.train_timer.warm_secs:.1f} s (compilation included)')
+        elif name in ('eager_path', 'eager_cl'):
+            fl = fast_path(fast_learner(tdls, m, precision=prec), compile=False, bf16=a.bf16,
+                           channels_last=True if name == 'eager_cl' else None)
+            ips = time_learner(fl, a.steps, a.warmup, clock=clock)
+            if name == 'eager_path': print(f'  eager_path memory format: {"channels_last" if hasattr(fl, "channels_last") else "NCHW"}')
         elif name == 'fast': ips = time_learner(fast_learner(tdls, m, precision=prec), a.steps, a.warmup, clock=clock)
         elif name == 'loop': ips = time_loop(m, tdls.train, a.steps, a.warmup, precision=prec, clock=clock)
         elif name == 'compiled_loop':

@@ -3,7 +3,7 @@ critic steps to one generator step, Adam with momentum 0), three ways on the sam
 
 - `fastai`: the lesson's path, `imgcourse.wgan.wgan_learner` (`GANLearner.wgan`) as it comes;
 - `loop`: a plain eager PyTorch loop of the same algorithm (no fastai);
-- `fast_path`: `wgan_learner` after `imgcourse.train.fast_path` (channels_last; bf16 autocast with `--fast-bf16 yes`,
+- `fast_path`: `wgan_learner` after `imgcourse.train.fast_path` (the memory format timed at the first batch; bf16 autocast with `--fast-bf16 yes`,
   or `auto`: on CPUs with AMX; compiled with `--compile`).
 
 Images/s count every optimiser step of either network (a batch of `bs` images), as fastai counts batches; the first

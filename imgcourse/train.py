@@ -17,8 +17,8 @@ from .data import *
 __all__ = ['n_params', 'mnist_files', 'folder_tensors', 'split_tensors', 'pixel_stats', 'TensorDL', 'fast_dls', 'fast_adam',
            'LeanProgress', 'DeviceSmoothLoss', 'LeanRecorder', 'BF16', 'FastCE', 'FastLearner', 'default_precision',
            'set_precision', 'fast_learner', 'epoch_lines', 'checkpoints', 'save_atomic', 'load_latest',
-           'EpochCheckpoint', 'fit_resumable', 'speed_up', 'has_compiler', 'CompiledTrain', 'cpu_bf16', 'fast_path',
-           'TrainTimer', 'time_learner', 'time_steps', 'time_loop', 'RepeatDL', 'repeat_dls']
+           'EpochCheckpoint', 'fit_resumable', 'speed_up', 'has_compiler', 'CompiledTrain', 'cpu_bf16', 'LayoutProbe',
+           'fast_path', 'TrainTimer', 'time_learner', 'time_steps', 'time_loop', 'RepeatDL', 'repeat_dls']
 
 # %% ../nbs/80_train.ipynb #d56d961e
 def n_params(m:nn.Module) -> int:
@@ -472,15 +472,61 @@ def cpu_bf16() -> bool:
     "True if this CPU has bf16 matrix units (Intel AMX), which make bf16 autocast pay"
     return torch.cpu._is_amx_tile_supported() if hasattr(torch.cpu, '_is_amx_tile_supported') else False
 
+def _step_secs(m:nn.Module, xb:tuple, fmt, device) -> float:
+    "Seconds for one forward and backward pass of `m` on `xb` in memory format `fmt` (a squared-output loss stands in for the real one)"
+    m.to(memory_format=fmt)
+    xb = tuple(x.contiguous(memory_format=fmt) if isinstance(x, Tensor) and x.ndim == 4 else x for x in xb)
+    torch.clear_autocast_cache()  # inside autocast, weights cast in the other format would be reused
+    _sync(device); t = time.perf_counter()
+    loss = sum(o.float().square().mean() for o in L(m(*xb)) if isinstance(o, Tensor) and o.is_floating_point())
+    if loss.requires_grad: loss.backward()
+    _sync(device); secs = time.perf_counter() - t
+    m.zero_grad(set_to_none=True)
+    return secs
+
+class LayoutProbe(Callback):
+    "At the first training batch, time a training step in both memory formats on a copy of the model and train in the faster"
+    order = 50  # after the callbacks that set up the batch (`GANTrainer`) and enter autocast (`BF16`, `MixedPrecision`)
+    def __init__(self, rounds:int=3): # steps timed in each format; the first is a warm-up
+        if not is_whole(rounds) or rounds < 2: raise ValueError(f'rounds must be a whole number of at least 2 (a warm-up, then timed steps), not {rounds!r}')
+        self.rounds, self.result = rounds, None
+    def before_batch(self):
+        if not self.training: return
+        learn = self.learn; learn.remove_cb(self)  # once per `Learner`: later fits keep the choice
+        if hasattr(learn, 'channels_last'): return  # chosen by hand (`to_channelslast`) since
+        model, dev, t0 = learn.model, _device(learn), time.perf_counter()
+        compiled, model._compiled_call_impl = getattr(model, '_compiled_call_impl', None), None  # the copy runs eagerly
+        try:
+            m, secs = deepcopy(model), {torch.contiguous_format: [], torch.channels_last: []}
+            with torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):  # dropout in the copy draws nothing from the run
+                for _ in range(self.rounds):
+                    for fmt in secs: secs[fmt].append(_step_secs(m, learn.xb, fmt, dev))
+            del m
+            cf, cl = (min(v[1:]) for v in secs.values())
+            self.result = dict(contiguous=cf, channels_last=cl, secs=time.perf_counter() - t0)
+            fast, why = cl < cf, f'a training step took {cf*1e3:.1f} ms in NCHW, {cl*1e3:.1f} ms in channels_last'
+        except Exception as e:  # an odd model (several inputs, no backward...): keep the usual choice and say why
+            fast, why = True, f'could not time both ({type(e).__name__}: {e})'
+        finally: model._compiled_call_impl = compiled
+        model.to(memory_format=torch.channels_last if fast else torch.contiguous_format)
+        if fast: learn.to_channelslast(use_amp=False)  # `ChannelsLast` keeps it for later fits
+        say(f"memory format: {'channels_last' if fast else 'NCHW'}: {why} (measured in {time.perf_counter() - t0:.1f} s)", once=False)
+
 def fast_path(learn, # any `Learner`, e.g. from `fast_learner` or `sr_learner`
               compile:bool=True, # `to_compiled` where it can compile
-              channels_last:bool=True, # `to_channelslast`
+              channels_last:bool|None=None, # True: `to_channelslast`; False: NCHW; None: on a CPU the faster of the two, timed at the first training batch (`LayoutProbe`), on a GPU channels_last
               bf16:bool|None=False, # bf16 autocast: True, False, or None for `cpu_bf16()` on a CPU (GPUs: `set_precision`)
               **kwargs, # passed to `to_compiled` (e.g. `backend='eager'` to trace without generating kernels)
              ):
     "Make `learn`'s training step as fast as its device allows, and say in one line what was chosen"
     dev, chosen = _device(learn), []
-    if channels_last: learn.to_channelslast(use_amp=False); chosen.append('channels_last')
+    if channels_last is None and dev.type == 'cpu' and not hasattr(learn, 'channels_last'):
+        if not hasattr(learn, 'layout_probe'): learn.add_cb(LayoutProbe())
+        chosen.append('memory format timed at the first training batch')
+    else:  # asked for, or a GPU
+        if hasattr(learn, 'layout_probe'): learn.remove_cb(learn.layout_probe)
+        if channels_last is False: learn.to_contiguous(); chosen.append('NCHW')
+        else: learn.to_channelslast(use_amp=False); chosen.append('channels_last')
     if ifnone(bf16, dev.type == 'cpu' and cpu_bf16()) and not hasattr(learn, 'bf16'):
         learn.add_cb(BF16()); learn.precision = 'bf16'
     chosen.append(getattr(learn, 'precision', 'fp32'))

@@ -15,8 +15,9 @@ def bench(script, *args, timeout=300):
 
 def test_bench_resnet():
     out = bench('bench_resnet.py', '--device', 'cpu', '--threads', '1', '--bs', '16', '--n', '64', '--steps', '2',
-                '--warmup', '1', '--paths', 'loop,fast,learner,fast_path,compiled_loop', '--backend', 'eager', '--repeat', '2')
+                '--warmup', '1', '--paths', 'loop,fast,learner,fast_path,compiled_loop,eager_path,eager_cl', '--backend', 'eager', '--repeat', '2')
     assert 'relative to the plain loop' in out and 'fast_path warm-up' in out and 'median of 2' in out and 'compiled_loop' in out, out
+    assert 'eager_path memory format: ' in out and 'eager_cl' in out, out
 
 def test_bench_resnet_profile():
     "`--profile` splits a step's time by kind of op, for the plain loop and the fast path"
@@ -85,3 +86,12 @@ def test_bench_wgan():
     out = bench('bench_wgan.py', '--threads', '1', '--bs', '8', '--n', '64', '--steps', '6', '--warmup', '6', '--fast-bf16', 'yes')
     assert out.startswith('WGAN pair') and 'of the plain loop' in out, out
     assert all(p in out for p in ('fastai', 'loop', 'fast_path')), out
+
+def test_bench_layout():
+    "Four ways (fp32/bf16, NCHW/channels_last) per model, with the faster format named; an unknown model is refused by name"
+    out = bench('bench_layout.py', '--threads', '1', '--models', 'resnet,wgan_crit', '--steps', '1', '--warmup', '1', '--repeat', '1')
+    rows = [l for l in out.splitlines() if l.startswith(('resnet', 'wgan_crit'))]
+    assert len(rows) == 2 and all('bf16 channels_last' in r and '-> faster: ' in r for r in rows), out
+    r = subprocess.run([sys.executable, str(ROOT/'bench'/'bench_layout.py'), '--models', 'vgg'], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    assert r.returncode != 0 and "unknown model(s) ['vgg']" in r.stderr, r.stderr

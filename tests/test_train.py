@@ -62,7 +62,7 @@ def test_no_compiler_falls_back_loudly(monkeypatch, caplog):
 def test_fast_path_says_what_it_chose(caplog):
     learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32')
     with caplog.at_level(logging.INFO, logger='imgcourse'):
-        fast_path(learn, compile=False, bf16=True)
+        fast_path(learn, compile=False, channels_last=True, bf16=True)
     assert 'channels_last' in caplog.text and 'bf16' in caplog.text and 'eager' in caplog.text
     assert hasattr(learn, 'channels_last') and hasattr(learn, 'bf16')
     train(learn, 2)
@@ -120,16 +120,54 @@ def test_save_atomic_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch)
     assert f.read_bytes() == before and not list(f.parent.glob('.*.part'))
 
 def test_cpu_mode_takes_the_fast_path(monkeypatch):
-    "In the CPU mode on a CPU, `fast_learner` is channels_last (bf16 only where the CPU has AMX and precision was left to the policy)"
+    "In the CPU mode on a CPU, `fast_learner` times both memory formats at its first batch (bf16 only where the CPU has AMX and precision was left to the policy)"
     monkeypatch.setenv('IMGCOURSE_MODE', 'cpu')
     learn = fast_learner(tiny_dls(), tiny_model())
-    assert hasattr(learn, 'channels_last') and not hasattr(learn, 'compiled_train')
+    assert hasattr(learn, 'layout_probe') and not hasattr(learn, 'compiled_train')
     assert hasattr(learn, 'bf16') == cpu_bf16()
+    probe = learn.layout_probe
     train(learn, 2)
+    assert not hasattr(learn, 'layout_probe') and probe.result is not None  # it ran once, then left
+    assert hasattr(learn, 'channels_last') == (probe.result['channels_last'] < probe.result['contiguous'])
     assert not hasattr(fast_learner(tiny_dls(), tiny_model(), precision='fp32'), 'bf16')  # an explicit precision wins
-    assert not hasattr(fast_learner(tiny_dls(), tiny_model(), fast=False), 'channels_last')
+    learn = fast_learner(tiny_dls(), tiny_model(), fast=False)
+    assert not hasattr(learn, 'channels_last') and not hasattr(learn, 'layout_probe')
     monkeypatch.setenv('IMGCOURSE_MODE', 'quick')
-    assert not hasattr(fast_learner(tiny_dls(), tiny_model()), 'channels_last')
+    learn = fast_learner(tiny_dls(), tiny_model())
+    assert not hasattr(learn, 'channels_last') and not hasattr(learn, 'layout_probe')
+
+def dropout_model():
+    return nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.3), nn.Conv2d(8, 2, 3, 2, 1),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+@pytest.mark.parametrize('faster', ['channels_last', 'contiguous'])
+def test_layout_probe_keeps_the_faster_format_and_changes_nothing_else(monkeypatch, caplog, faster):
+    "The probe trains in whichever format its timings favour, says both timings, and leaves the run exactly as the same format chosen by hand would"
+    import imgcourse.train as T
+    fake = {torch.channels_last: 0.002 if faster == 'channels_last' else 0.003}
+    real = T._step_secs
+    monkeypatch.setattr(T, '_step_secs', lambda m, xb, fmt, dev: real(m, xb, fmt, dev) * 0 + fake.get(fmt, 0.0025))
+    set_seed(0)
+    learn = fast_path(fast_learner(tiny_dls(), dropout_model(), precision='fp32'), compile=False)
+    with caplog.at_level(logging.INFO, logger='imgcourse'): train(learn, 2)
+    cl = faster == 'channels_last'
+    assert hasattr(learn, 'channels_last') == cl
+    assert learn.model[4].weight.is_contiguous(memory_format=torch.channels_last) == cl  # [0] has one input channel: both at once
+    assert f"memory format: {'channels_last' if cl else 'NCHW'}: a training step took 2.5 ms in NCHW, {2.0 if cl else 3.0:.1f} ms in channels_last" in caplog.text
+    set_seed(0)  # the same run with the format chosen by hand: the probe's copy drew no random numbers and moved no statistics
+    ref = train(fast_path(fast_learner(tiny_dls(), dropout_model(), precision='fp32'), compile=False, channels_last=cl), 2)
+    for a, b in zip(learn.model.state_dict().values(), ref.model.state_dict().values()): torch.testing.assert_close(a, b)
+    train(learn, 1)  # a second fit keeps the choice and times nothing again
+    assert learn.model[4].weight.is_contiguous(memory_format=torch.channels_last) == cl and caplog.text.count('memory format:') == 1
+
+def test_layout_probe_that_cannot_time_keeps_channels_last_and_says_why(monkeypatch, caplog):
+    import imgcourse.train as T
+    def boom(*a): raise RuntimeError('out of memory')
+    monkeypatch.setattr(T, '_step_secs', boom)
+    learn = fast_path(fast_learner(tiny_dls(), tiny_model(), precision='fp32'), compile=False)
+    with caplog.at_level(logging.INFO, logger='imgcourse'): train(learn, 1)
+    assert hasattr(learn, 'channels_last') and 'could not time both (RuntimeError: out of memory)' in caplog.text
+    assert torch.isfinite(torch.tensor(learn.recorder.losses)).all()
 
 def test_time_steps_counts_images_and_needs_a_warmup():
     calls = []
