@@ -216,7 +216,7 @@ def sr_learner(dls:DataLoaders, # from `sr_dls`
                wd:float=1e-3, # weight decay
                y_range:tuple=(-3., 3.), # output range, in normalised units
                path=None, # where `models/` (checkpoints) go (default: `cache_dir()/'superres'`)
-               fast:bool=False, # channels_last (`fast_path` without compiling, in `precision`)
+               fast:bool=False, # `fast_path` without compiling, in `precision`: the faster memory format, timed at the first batch
                **kwargs, # passed to `unet_learner` (cbs, opt_func, ...)
               ):
     "The lesson's super-resolution U-Net: `unet_learner` with blur, weight norm, self-attention, `y_range`, MSE"
@@ -362,7 +362,7 @@ def train_upscaler(files=None, # training photos (default: the training part of 
     dls = upscaler_dls(files if files is not None else sr_split()[0], bs=bs, steps=steps, size=size, soft=soft)
     learn = Learner(dls, SRNet(nf, nb, down), loss_func=charbonnier, metrics=[partial(psnr, stats=None)])
     learn.arch = dict(nf=nf, nb=nb, down=down)
-    fast_path(learn, compile=False, bf16=bf16)  # channels_last (and bf16 if asked); says what it chose
+    fast_path(learn, compile=False, bf16=bf16)  # the faster memory format (and bf16 if asked); says what it chose
     with epoch_lines(learn): learn.fit_one_cycle(epochs, lr)
     return learn
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import os, time, math, contextlib, logging, shutil
+from collections import OrderedDict
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
@@ -299,7 +300,7 @@ def fast_learner(dls:DataLoaders, # e.g. from `fast_dls`
                  opt_func=fast_adam, # default: fused AdamW with fastai's defaults
                  progress_every:int=50, # read the loss for the progress bar every this many batches
                  cbs=None, # more callbacks
-                 fast:bool|None=None, # `fast_path` without compiling (channels_last; bf16 if `precision` is 'auto' and the CPU has AMX); None: in the CPU mode on a CPU
+                 fast:bool|None=None, # `fast_path` without compiling (the faster memory format, timed; bf16 if `precision` is 'auto' and the CPU has AMX); None: in the CPU mode on a CPU
                  **kwargs # passed to `Learner`
                 ) -> FastLearner:
     "A `FastLearner` with a lean callback set (`TrainEvalCallback`, `Recorder`, `LeanProgress`), fused Adam and `precision`"
@@ -472,65 +473,111 @@ def cpu_bf16() -> bool:
     "True if this CPU has bf16 matrix units (Intel AMX), which make bf16 autocast pay"
     return torch.cpu._is_amx_tile_supported() if hasattr(torch.cpu, '_is_amx_tile_supported') else False
 
+_HOOKS = ('_forward_hooks', '_forward_pre_hooks', '_backward_hooks', '_backward_pre_hooks')
+
+@contextlib.contextmanager
+def _own_hooks_only(model:nn.Module):
+    "Hide the hooks that are not PyTorch's own (spectral and weight norm are kept): a copy made meanwhile leaves out callbacks' hooks and all they hold"
+    hidden = []
+    for m in model.modules():
+        for a in _HOOKS:
+            if d := getattr(m, a, None):
+                hidden.append((m, a, d))
+                setattr(m, a, OrderedDict((k, h) for k, h in d.items() if type(h).__module__.startswith('torch.')))
+    try: yield model
+    finally:
+        for m, a, d in hidden: setattr(m, a, d)
+
 def _step_secs(m:nn.Module, xb:tuple, fmt, device) -> float:
-    "Seconds for one forward and backward pass of `m` on `xb` in memory format `fmt` (a squared-output loss stands in for the real one)"
+    "Seconds for a forward and backward pass of `m` on `xb` with its weights in memory format `fmt` (the batch as it comes, as `ChannelsLast` trains)"
     m.to(memory_format=fmt)
-    xb = tuple(x.contiguous(memory_format=fmt) if isinstance(x, Tensor) and x.ndim == 4 else x for x in xb)
     torch.clear_autocast_cache()  # inside autocast, weights cast in the other format would be reused
     _sync(device); t = time.perf_counter()
-    loss = sum(o.float().square().mean() for o in L(m(*xb)) if isinstance(o, Tensor) and o.is_floating_point())
+    outs = [o for o in L(m(*xb)) if isinstance(o, Tensor) and o.is_floating_point()]
+    if not outs: raise TypeError('the model returned no floating-point tensor to take a backward pass through')
+    loss = sum(o.float().square().mean() for o in outs)  # any loss will do: the network's cost is what is timed
     if loss.requires_grad: loss.backward()
     _sync(device); secs = time.perf_counter() - t
     m.zero_grad(set_to_none=True)
     return secs
 
+def _is_channels_last(model:nn.Module) -> bool:
+    return any(p.ndim == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters())
+
+def _has_opt_state(learn) -> bool:
+    "True if `learn`'s optimizer already holds tensors (moments...) for the weights (fastai also keeps flags such as `do_wd` there)"
+    if learn.opt is None: return False
+    st = learn.opt.state_dict().get('state', {})
+    return any(isinstance(v, Tensor) for s in (st.values() if isinstance(st, dict) else st) for v in s.values())
+
 class LayoutProbe(Callback):
-    "At the first training batch, time a training step in both memory formats on a copy of the model and train in the faster"
+    """At the first training batch, time a forward and backward pass of a copy of the model with its weights in NCHW and in
+    channels_last, and train in the faster: channels_last, the usual choice, unless NCHW is faster by more than `margin`.
+    For a GAN the network that trains at that batch (the critic) is timed, and the choice is made for both."""
     order = 50  # after the callbacks that set up the batch (`GANTrainer`) and enter autocast (`BF16`, `MixedPrecision`)
-    def __init__(self, rounds:int=3): # steps timed in each format; the first is a warm-up
-        if not is_whole(rounds) or rounds < 2: raise ValueError(f'rounds must be a whole number of at least 2 (a warm-up, then timed steps), not {rounds!r}')
-        self.rounds, self.result = rounds, None
+    def __init__(self, rounds:int=4, # passes timed in each format, alternating; the first of each is a warm-up
+                 margin:float=0.05, # how much faster NCHW must be (a smaller difference is noise)
+                ):
+        if not is_whole(rounds) or rounds < 2: raise ValueError(f'rounds must be a whole number of at least 2 (a warm-up, then timed passes), not {rounds!r}')
+        if not 0 <= margin < 1: raise ValueError(f'margin must be a fraction in [0, 1), e.g. 0.05, not {margin!r}')
+        self.rounds, self.margin, self.result = rounds, margin, None
     def before_batch(self):
         if not self.training: return
-        learn = self.learn; learn.remove_cb(self)  # once per `Learner`: later fits keep the choice
-        if hasattr(learn, 'channels_last'): return  # chosen by hand (`to_channelslast`) since
-        model, dev, t0 = learn.model, _device(learn), time.perf_counter()
+        learn, model = self.learn, self.learn.model
+        if hasattr(learn, 'channels_last') or hasattr(learn, 'memory_format'): return learn.remove_cb(self)  # chosen already
+        if _has_opt_state(learn):  # changing the weights' format under the optimizer's saved moments would mismatch them
+            return self._keep(learn, 'the optimizer already holds state for these weights')
+        if not any(p.ndim == 4 for p in model.parameters()): return self._keep(learn, 'no 4-D weights to lay out', quiet=True)
+        dev, t0 = _device(learn), time.perf_counter()
         compiled, model._compiled_call_impl = getattr(model, '_compiled_call_impl', None), None  # the copy runs eagerly
         try:
-            m, secs = deepcopy(model), {torch.contiguous_format: [], torch.channels_last: []}
+            with _own_hooks_only(model): m = deepcopy(model)
+            secs = {torch.contiguous_format: [], torch.channels_last: []}
             with torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):  # dropout in the copy draws nothing from the run
                 for _ in range(self.rounds):
                     for fmt in secs: secs[fmt].append(_step_secs(m, learn.xb, fmt, dev))
-            del m
-            cf, cl = (min(v[1:]) for v in secs.values())
-            self.result = dict(contiguous=cf, channels_last=cl, secs=time.perf_counter() - t0)
-            fast, why = cl < cf, f'a training step took {cf*1e3:.1f} ms in NCHW, {cl*1e3:.1f} ms in channels_last'
-        except Exception as e:  # an odd model (several inputs, no backward...): keep the usual choice and say why
-            fast, why = True, f'could not time both ({type(e).__name__}: {e})'
-        finally: model._compiled_call_impl = compiled
-        model.to(memory_format=torch.channels_last if fast else torch.contiguous_format)
-        if fast: learn.to_channelslast(use_amp=False)  # `ChannelsLast` keeps it for later fits
-        say(f"memory format: {'channels_last' if fast else 'NCHW'}: {why} (measured in {time.perf_counter() - t0:.1f} s)", once=False)
+        except Exception as e:  # an odd model or batch: leave the weights as they are and say why
+            return self._keep(learn, f'could not time both ({type(e).__name__}: {e})')
+        finally:
+            model._compiled_call_impl = compiled
+            m = None; torch.clear_autocast_cache()
+        cf, cl = (min(v[1:]) for v in secs.values())
+        nchw = cf < cl * (1 - self.margin)
+        self.result = dict(contiguous=cf, channels_last=cl, secs=time.perf_counter() - t0)
+        learn.remove_cb(self)  # only now: an interrupted probe runs again at the next fit
+        if nchw: model.to(memory_format=torch.contiguous_format); learn.memory_format = 'NCHW'
+        else: learn.to_channelslast(use_amp=False); model.to(memory_format=torch.channels_last); learn.memory_format = 'channels_last'
+        say(f'memory format: {learn.memory_format}: a forward and backward pass of the first batch took {cf*1e3:.1f} ms in NCHW, '
+            f'{cl*1e3:.1f} ms in channels_last' + ('' if nchw or cf > cl else f' (within {self.margin:.0%}: the usual choice)')
+            + f'; timed in {time.perf_counter() - t0:.1f} s', once=False)
+    def _keep(self, learn, why, quiet=False):
+        learn.remove_cb(self)
+        learn.memory_format = 'channels_last' if _is_channels_last(learn.model) else 'NCHW'
+        if not quiet: say(f'memory format: {learn.memory_format}, as it was: {why}', once=False)
 
 def fast_path(learn, # any `Learner`, e.g. from `fast_learner` or `sr_learner`
               compile:bool=True, # `to_compiled` where it can compile
-              channels_last:bool|None=None, # True: `to_channelslast`; False: NCHW; None: on a CPU the faster of the two, timed at the first training batch (`LayoutProbe`), on a GPU channels_last
+              channels_last:bool|None=None, # True: `to_channelslast`; False: NCHW; None: channels_last, except on a CPU without compiling: the faster of the two, timed at the first training batch (`LayoutProbe`)
               bf16:bool|None=False, # bf16 autocast: True, False, or None for `cpu_bf16()` on a CPU (GPUs: `set_precision`)
               **kwargs, # passed to `to_compiled` (e.g. `backend='eager'` to trace without generating kernels)
              ):
     "Make `learn`'s training step as fast as its device allows, and say in one line what was chosen"
     dev, chosen = _device(learn), []
-    if channels_last is None and dev.type == 'cpu' and not hasattr(learn, 'channels_last'):
-        if not hasattr(learn, 'layout_probe'): learn.add_cb(LayoutProbe())
-        chosen.append('memory format timed at the first training batch')
-    else:  # asked for, or a GPU
+    compiling = compile and (dev.type != 'cpu' or has_compiler())
+    if channels_last is None and dev.type == 'cpu' and not compiling and not hasattr(learn, 'channels_last'):
+        if hasattr(learn, 'memory_format'): chosen.append(f'{learn.memory_format} (timed before)')
+        else:
+            if not hasattr(learn, 'layout_probe'): learn.add_cb(LayoutProbe())
+            chosen.append('memory format timed at the first training batch')
+    else:  # chosen by hand, compiled (the probe times eager passes), or a GPU (tensor cores want channels_last)
         if hasattr(learn, 'layout_probe'): learn.remove_cb(learn.layout_probe)
-        if channels_last is False: learn.to_contiguous(); chosen.append('NCHW')
-        else: learn.to_channelslast(use_amp=False); chosen.append('channels_last')
+        if channels_last is False: learn.to_contiguous(); learn.memory_format = 'NCHW'
+        else: learn.to_channelslast(use_amp=False); learn.memory_format = 'channels_last'
+        chosen.append(learn.memory_format)
     if ifnone(bf16, dev.type == 'cpu' and cpu_bf16()) and not hasattr(learn, 'bf16'):
         learn.add_cb(BF16()); learn.precision = 'bf16'
     chosen.append(getattr(learn, 'precision', 'fp32'))
-    if compile and (dev.type != 'cpu' or has_compiler()): learn.to_compiled(**kwargs); chosen.append('compiled')
+    if compiling: learn.to_compiled(**kwargs); chosen.append('compiled')
     else: chosen.append('eager' + (' (no C++ compiler found)' if compile else ''))
     say(f'training path on {dev.type}: ' + ', '.join(chosen), once=False)
     return learn

@@ -119,7 +119,7 @@ def wgan_learner(dls, # from `gan_dls` or `tensor_gan_dls`
                  generator=None, critic=None, # default: `wgan_models` for the data's size and channels
                  gp:float|None=None, # gradient-penalty weight (WGAN-GP, e.g. 10); None: weight clipping (the lesson)
                  clip:float=0.01, # weight clipping for the critic, when `gp` is None
-                 fast:bool|None=None, # `fast_path` without compiling (channels_last, bf16 on CPUs with AMX); None: in the CPU mode on a CPU
+                 fast:bool|None=None, # `fast_path` without compiling (the faster memory format, timed; bf16 on CPUs with AMX); None: in the CPU mode on a CPU
                  cbs=None, **kwargs) -> GANLearner:
     "The lesson's WGAN (`GANLearner.wgan`: clipping, Adam with momentum 0), or WGAN-GP with `gp` (Adam betas (0, 0.9))"
     if generator is None:
