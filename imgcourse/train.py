@@ -18,8 +18,9 @@ from .data import *
 __all__ = ['n_params', 'mnist_files', 'folder_tensors', 'split_tensors', 'pixel_stats', 'TensorDL', 'fast_dls', 'fast_adam',
            'LeanProgress', 'DeviceSmoothLoss', 'LeanRecorder', 'BF16', 'FastCE', 'FastLearner', 'default_precision',
            'set_precision', 'fast_learner', 'epoch_lines', 'checkpoints', 'save_atomic', 'load_latest',
-           'EpochCheckpoint', 'fit_resumable', 'speed_up', 'has_compiler', 'CompiledTrain', 'cpu_bf16', 'LayoutProbe',
-           'fast_path', 'TrainTimer', 'time_learner', 'time_steps', 'time_loop', 'RepeatDL', 'repeat_dls']
+           'EpochCheckpoint', 'fit_resumable', 'speed_up', 'has_compiler', 'CompiledTrain', 'cpu_bf16', 'memory_format',
+           'OptLayout', 'LayoutProbe', 'fast_path', 'TrainTimer', 'time_learner', 'time_steps', 'time_loop', 'RepeatDL',
+           'repeat_dls']
 
 # %% ../nbs/80_train.ipynb #d56d961e
 def n_params(m:nn.Module) -> int:
@@ -215,8 +216,10 @@ class BF16(Callback):
     "bf16 autocast for the forward pass and loss, on the model's device (no `GradScaler` needed)"
     order = 10
     def before_fit(self):
+        if getattr(self, 'active', False): self._exit()  # a fit interrupted mid-batch left its autocast on
         self.ctx, self.active = torch.autocast(next(self.model.parameters()).device.type, dtype=torch.bfloat16), False
-    def before_batch(self): self.ctx.__enter__(); self.active = True
+    def before_batch(self):
+        self._exit(); self.ctx.__enter__(); self.active = True
     def after_pred(self): self.learn.pred = self.pred.float()
     def after_loss(self):  # float32 losses for the Recorder and the callbacks (a GAN's loss comes from its critic, in bf16)
         self.learn.loss_grad, self.learn.loss = self.loss_grad.float(), self.loss.float(); self._exit()
@@ -475,18 +478,56 @@ def cpu_bf16() -> bool:
 
 _HOOKS = ('_forward_hooks', '_forward_pre_hooks', '_backward_hooks', '_backward_pre_hooks')
 
+def _held(model:nn.Module) -> list:
+    "The objects the model's modules hold, and what their lists and fastai `Hooks` hold: hooks they own are part of the model"
+    out = []
+    for m in model.modules():
+        for v in vars(m).values():
+            out.append(v)
+            inner = v if isinstance(v, (list, tuple)) else getattr(v, 'hooks', None)
+            if isinstance(inner, (list, tuple)): out.extend(inner)
+    return out
+
 @contextlib.contextmanager
-def _own_hooks_only(model:nn.Module):
-    "Hide the hooks that are not PyTorch's own (spectral and weight norm are kept): a copy made meanwhile leaves out callbacks' hooks and all they hold"
-    hidden = []
+def _hooks_of_the_model_only(model:nn.Module):
+    "Hide the hooks that other objects put on the model (a callback's `ActivationStats`...); PyTorch's own and those the model holds (a U-Net's skips) stay"
+    own, hidden = {id(o) for o in _held(model)}, []
+    keep = lambda h: type(h).__module__.startswith('torch.') or ((o := getattr(h, '__self__', None)) is not None and id(o) in own)
     for m in model.modules():
         for a in _HOOKS:
-            if d := getattr(m, a, None):
-                hidden.append((m, a, d))
-                setattr(m, a, OrderedDict((k, h) for k, h in d.items() if type(h).__module__.startswith('torch.')))
+            if (d := getattr(m, a, None)) and not all(keep(h) for h in d.values()):
+                hidden.append((m, a, d)); setattr(m, a, OrderedDict((k, h) for k, h in d.items() if keep(h)))
     try: yield model
     finally:
         for m, a, d in hidden: setattr(m, a, d)
+
+def _copy(model:nn.Module) -> nn.Module:
+    "A deep copy of `model` without other objects' hooks; tensors still tied to a graph (a weight-normalised weight, a stored activation) are copied detached"
+    held = _held(model)
+    near = held + [v for o in held if hasattr(o, '__dict__') and not isinstance(o, (Tensor, nn.Module)) for v in vars(o).values()]
+    memo = {id(t): t.detach().clone() for t in near if isinstance(t, Tensor) and t.grad_fn is not None}
+    with _hooks_of_the_model_only(model): return deepcopy(model, memo)
+
+def _fmt(t:Tensor):
+    return torch.channels_last if t.ndim == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+def memory_format(learn) -> str:
+    "The memory format `learn`'s weights are in now: 'channels_last' or 'NCHW'"
+    return 'channels_last' if any(_fmt(p) == torch.channels_last for p in learn.model.parameters()) else 'NCHW'
+
+def _opt_tensors(learn) -> list:
+    "(parameter, state tensor of the same shape) pairs of `learn`'s optimizer: moments and the like"
+    if learn.opt is None: return []
+    opt = getattr(learn.opt, 'opt', learn.opt)  # `OptimWrapper` holds a PyTorch optimizer
+    return [(p, v) for p, st in opt.state.items() for v in st.values() if isinstance(v, Tensor) and v.shape == p.shape]
+
+class OptLayout(Callback):
+    "Before each fit, lay the optimizer's moments out like their weights: fused AdamW reads both as flat memory, so a format changed since (by hand, or by a checkpoint's moments) would pair the wrong numbers"
+    order = 0  # after `ChannelsLast` (-1) has set the model's format
+    def before_fit(self):
+        if hasattr(self.learn, 'layout_probe'): return  # it will set the model's format from the moments, or time it with none yet
+        for p, v in _opt_tensors(self.learn):
+            if p.ndim == 4 and _fmt(v) != _fmt(p): v.data = v.data.contiguous(memory_format=_fmt(p))
 
 def _step_secs(m:nn.Module, xb:tuple, fmt, device) -> float:
     "Seconds for a forward and backward pass of `m` on `xb` with its weights in memory format `fmt` (the batch as it comes, as `ChannelsLast` trains)"
@@ -501,15 +542,6 @@ def _step_secs(m:nn.Module, xb:tuple, fmt, device) -> float:
     m.zero_grad(set_to_none=True)
     return secs
 
-def _is_channels_last(model:nn.Module) -> bool:
-    return any(p.ndim == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters())
-
-def _has_opt_state(learn) -> bool:
-    "True if `learn`'s optimizer already holds tensors (moments...) for the weights (fastai also keeps flags such as `do_wd` there)"
-    if learn.opt is None: return False
-    st = learn.opt.state_dict().get('state', {})
-    return any(isinstance(v, Tensor) for s in (st.values() if isinstance(st, dict) else st) for v in s.values())
-
 class LayoutProbe(Callback):
     """At the first training batch, time a forward and backward pass of a copy of the model with its weights in NCHW and in
     channels_last, and train in the faster: channels_last, the usual choice, unless NCHW is faster by more than `margin`.
@@ -521,39 +553,50 @@ class LayoutProbe(Callback):
         if not is_whole(rounds) or rounds < 2: raise ValueError(f'rounds must be a whole number of at least 2 (a warm-up, then timed passes), not {rounds!r}')
         if not 0 <= margin < 1: raise ValueError(f'margin must be a fraction in [0, 1), e.g. 0.05, not {margin!r}')
         self.rounds, self.margin, self.result = rounds, margin, None
+    def before_fit(self):
+        learn = self.learn
+        if hasattr(learn, 'channels_last') or getattr(learn, 'layout_chosen', False): return learn.remove_cb(self)  # chosen already
+        if moments := [v for p, v in _opt_tensors(learn) if p.ndim == 4]:  # resumed: train in the format the moments were made in
+            fmt = 'channels_last' if any(_fmt(v) == torch.channels_last for v in moments) else 'NCHW'
+            self._set(learn, fmt == 'channels_last', f"{fmt}, as the optimizer's saved moments are")
     def before_batch(self):
         if not self.training: return
         learn, model = self.learn, self.learn.model
-        if hasattr(learn, 'channels_last') or hasattr(learn, 'memory_format'): return learn.remove_cb(self)  # chosen already
-        if _has_opt_state(learn):  # changing the weights' format under the optimizer's saved moments would mismatch them
-            return self._keep(learn, 'the optimizer already holds state for these weights')
-        if not any(p.ndim == 4 for p in model.parameters()): return self._keep(learn, 'no 4-D weights to lay out', quiet=True)
+        if not any(p.ndim == 4 for p in model.parameters()): return self._set(learn, False, None)  # nothing to lay out
         dev, t0 = _device(learn), time.perf_counter()
         compiled, model._compiled_call_impl = getattr(model, '_compiled_call_impl', None), None  # the copy runs eagerly
         try:
-            with _own_hooks_only(model): m = deepcopy(model)
-            secs = {torch.contiguous_format: [], torch.channels_last: []}
+            m, secs = _copy(model), {torch.contiguous_format: [], torch.channels_last: []}
             with torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):  # dropout in the copy draws nothing from the run
                 for _ in range(self.rounds):
                     for fmt in secs: secs[fmt].append(_step_secs(m, learn.xb, fmt, dev))
         except Exception as e:  # an odd model or batch: leave the weights as they are and say why
-            return self._keep(learn, f'could not time both ({type(e).__name__}: {e})')
+            return self._set(learn, memory_format(learn) == 'channels_last', f'{memory_format(learn)}, as it was: could not time both ({type(e).__name__}: {e})')
+        except BaseException:  # interrupted: fastai runs no `after_*` event now, so leave autocast here; the next fit times again
+            if hasattr(learn, 'bf16'): learn.bf16._exit()
+            raise
         finally:
             model._compiled_call_impl = compiled
             m = None; torch.clear_autocast_cache()
         cf, cl = (min(v[1:]) for v in secs.values())
         nchw = cf < cl * (1 - self.margin)
         self.result = dict(contiguous=cf, channels_last=cl, secs=time.perf_counter() - t0)
-        learn.remove_cb(self)  # only now: an interrupted probe runs again at the next fit
-        if nchw: model.to(memory_format=torch.contiguous_format); learn.memory_format = 'NCHW'
-        else: learn.to_channelslast(use_amp=False); model.to(memory_format=torch.channels_last); learn.memory_format = 'channels_last'
-        say(f'memory format: {learn.memory_format}: a forward and backward pass of the first batch took {cf*1e3:.1f} ms in NCHW, '
-            f'{cl*1e3:.1f} ms in channels_last' + ('' if nchw or cf > cl else f' (within {self.margin:.0%}: the usual choice)')
-            + f'; timed in {time.perf_counter() - t0:.1f} s', once=False)
-    def _keep(self, learn, why, quiet=False):
-        learn.remove_cb(self)
-        learn.memory_format = 'channels_last' if _is_channels_last(learn.model) else 'NCHW'
-        if not quiet: say(f'memory format: {learn.memory_format}, as it was: {why}', once=False)
+        self._set(learn, not nchw, f"{'NCHW' if nchw else 'channels_last'}: a forward and backward pass of the first batch took {cf*1e3:.1f} ms in NCHW, "
+                  f"{cl*1e3:.1f} ms in channels_last" + ('' if nchw or cf > cl else f' (within {self.margin:.0%}: the usual choice)')
+                  + f'; timed in {time.perf_counter() - t0:.1f} s')
+    def _set(self, learn, cl:bool, why):
+        learn.remove_cb(self); learn.layout_chosen = True  # only now: an interrupted probe runs again at the next fit
+        if cl: learn.to_channelslast(use_amp=False); learn.model.to(memory_format=torch.channels_last)  # `ChannelsLast` keeps it for later fits
+        else: learn.model.to(memory_format=torch.contiguous_format)
+        if why: say(f'memory format: {why}', once=False)
+
+@patch
+def to_contiguous(self:Learner, to_fp32:bool=False):
+    "fastai's `to_contiguous` (NCHW), which also cancels a `LayoutProbe` that has not run yet: the format is chosen by hand"
+    if hasattr(self, 'layout_probe'): self.remove_cb(self.layout_probe)
+    self.layout_chosen = True
+    self.model.to(memory_format=torch.contiguous_format)
+    return self.remove_cbs([ChannelsLast, MixedPrecision]) if to_fp32 else self.remove_cb(ChannelsLast)
 
 def fast_path(learn, # any `Learner`, e.g. from `fast_learner` or `sr_learner`
               compile:bool=True, # `to_compiled` where it can compile
@@ -563,17 +606,17 @@ def fast_path(learn, # any `Learner`, e.g. from `fast_learner` or `sr_learner`
              ):
     "Make `learn`'s training step as fast as its device allows, and say in one line what was chosen"
     dev, chosen = _device(learn), []
+    if not hasattr(learn, 'opt_layout'): learn.add_cb(OptLayout())
     compiling = compile and (dev.type != 'cpu' or has_compiler())
     if channels_last is None and dev.type == 'cpu' and not compiling and not hasattr(learn, 'channels_last'):
-        if hasattr(learn, 'memory_format'): chosen.append(f'{learn.memory_format} (timed before)')
+        if getattr(learn, 'layout_chosen', False): chosen.append(f'{memory_format(learn)} (chosen before)')
         else:
             if not hasattr(learn, 'layout_probe'): learn.add_cb(LayoutProbe())
             chosen.append('memory format timed at the first training batch')
     else:  # chosen by hand, compiled (the probe times eager passes), or a GPU (tensor cores want channels_last)
         if hasattr(learn, 'layout_probe'): learn.remove_cb(learn.layout_probe)
-        if channels_last is False: learn.to_contiguous(); learn.memory_format = 'NCHW'
-        else: learn.to_channelslast(use_amp=False); learn.memory_format = 'channels_last'
-        chosen.append(learn.memory_format)
+        if channels_last is False: learn.to_contiguous(); chosen.append('NCHW')
+        else: learn.to_channelslast(use_amp=False); learn.layout_chosen = True; chosen.append('channels_last')
     if ifnone(bf16, dev.type == 'cpu' and cpu_bf16()) and not hasattr(learn, 'bf16'):
         learn.add_cb(BF16()); learn.precision = 'bf16'
     chosen.append(getattr(learn, 'precision', 'fp32'))

@@ -128,7 +128,8 @@ def test_cpu_mode_takes_the_fast_path(monkeypatch):
     probe = learn.layout_probe
     train(learn, 2)
     assert not hasattr(learn, 'layout_probe') and probe.result is not None  # it ran once, then left
-    assert hasattr(learn, 'channels_last') == (probe.result['channels_last'] < probe.result['contiguous'])
+    assert hasattr(learn, 'channels_last') == (memory_format(learn) == 'channels_last')  # the format it chose is the one it trains in
+    assert (memory_format(learn) == 'NCHW') == (probe.result['contiguous'] < probe.result['channels_last'] * 0.95)  # NCHW only when clearly faster
     assert not hasattr(fast_learner(tiny_dls(), tiny_model(), precision='fp32'), 'bf16')  # an explicit precision wins
     learn = fast_learner(tiny_dls(), tiny_model(), fast=False)
     assert not hasattr(learn, 'channels_last') and not hasattr(learn, 'layout_probe')
@@ -150,7 +151,7 @@ def test_layout_probe_keeps_the_faster_format_and_changes_nothing_else(monkeypat
     learn = fast_path(fast_learner(tiny_dls(), dropout_model(), precision='fp32'), compile=False)
     with caplog.at_level(logging.INFO, logger='imgcourse'): train(learn, 2)
     cl = chosen == 'channels_last'
-    assert hasattr(learn, 'channels_last') == cl and learn.memory_format == chosen and not hasattr(learn, 'layout_probe')
+    assert hasattr(learn, 'channels_last') == cl and memory_format(learn) == chosen and not hasattr(learn, 'layout_probe')
     assert learn.model[4].weight.is_contiguous(memory_format=torch.channels_last) == cl  # [0] has one input channel: both at once
     line = f"memory format: {chosen}: a forward and backward pass of the first batch took 2.5 ms in NCHW, {cl_ms:.1f} ms in channels_last"
     assert line + (' (within 5%: the usual choice)' if cl_ms == 2.6 else ';') in caplog.text, caplog.text
@@ -161,14 +162,41 @@ def test_layout_probe_keeps_the_faster_format_and_changes_nothing_else(monkeypat
     train(learn, 1)
     assert learn.model[4].weight.is_contiguous(memory_format=torch.channels_last) == cl and caplog.text.count('memory format:') == 1
 
-def test_layout_probe_never_changes_the_format_under_optimizer_state(caplog):
-    "Fused AdamW's moments are laid out like the weights they were made for: a Learner that already stepped keeps its format"
-    learn = train(fast_learner(tiny_dls(), tiny_model(), precision='fp32', fast=False), 1)  # trained in NCHW: AdamW has moments
-    fast_path(learn, compile=False)
-    assert hasattr(learn, 'layout_probe')
-    with caplog.at_level(logging.INFO, logger='imgcourse'): train(learn, 1)
-    assert learn.memory_format == 'NCHW' and not hasattr(learn, 'channels_last') and not hasattr(learn, 'layout_probe')
-    assert 'memory format: NCHW, as it was: the optimizer already holds state for these weights' in caplog.text
+def wide_model():  # 8 input channels: a channels_last weight is told apart from a contiguous one
+    return nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 2, 3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+def layouts(learn):
+    "The memory formats of the 4-D weights and of the optimizer's moments, (weights, moments)"
+    import imgcourse.train as T
+    ps = [p for p in learn.model.parameters() if p.ndim == 4 and p.shape[1] > 1]
+    return {T._fmt(p) for p in ps}, {T._fmt(v) for p, v in T._opt_tensors(learn) if p.ndim == 4 and p.shape[1] > 1}
+
+def test_a_resumed_run_trains_in_the_format_of_its_saved_moments(tmp_path, caplog):
+    "Fused AdamW reads weights and moments as flat memory: after a resume they must be laid out alike, in the format of the first run"
+    learn = train(fast_path(fast_learner(tiny_dls(), wide_model(), precision='fp32', fast=False), compile=False, channels_last=True), 1)
+    assert layouts(learn) == ({torch.channels_last}, {torch.channels_last})
+    learn.path = tmp_path; learn.save('m', with_opt=True)
+    new = fast_path(fast_learner(tiny_dls(), wide_model(), precision='fp32', fast=False), compile=False)  # a fresh NCHW model, probe pending
+    new.path = tmp_path; new.load('m', with_opt=True)
+    with caplog.at_level(logging.INFO, logger='imgcourse'): train(new, 1)
+    assert "memory format: channels_last, as the optimizer's saved moments are" in caplog.text
+    assert layouts(new) == ({torch.channels_last}, {torch.channels_last}) and hasattr(new, 'channels_last')
+
+def test_a_format_changed_by_hand_takes_the_moments_along():
+    "`to_contiguous` between fits, or `fast_path(channels_last=...)` after one: the moments follow the weights at the next fit"
+    learn = train(fast_path(fast_learner(tiny_dls(), wide_model(), precision='fp32', fast=False), compile=False, channels_last=True), 1)
+    learn.to_contiguous(); train(learn, 1)
+    assert layouts(learn) == ({torch.contiguous_format}, {torch.contiguous_format})
+    fast_path(learn, compile=False, channels_last=True); train(learn, 1)
+    assert layouts(learn) == ({torch.channels_last}, {torch.channels_last})
+
+def test_to_contiguous_by_hand_cancels_the_probe():
+    learn = fast_path(fast_learner(tiny_dls(), wide_model(), precision='fp32', fast=False), compile=False)
+    learn.to_contiguous()
+    assert not hasattr(learn, 'layout_probe')
+    train(learn, 1)
+    assert memory_format(learn) == 'NCHW' and layouts(learn)[0] == {torch.contiguous_format}
 
 def test_layout_probe_copies_the_model_without_callbacks_hooks(caplog):
     "A hook a callback put on the model (here one holding an object that cannot be copied) is neither copied nor called by the probe"
@@ -180,7 +208,23 @@ def test_layout_probe_copies_the_model_without_callbacks_hooks(caplog):
     assert 'a forward and backward pass of the first batch took' in caplog.text, caplog.text
     assert len(calls) == len(learn.dls.train) + len(learn.dls.valid)  # the run's own batches only
     sn = nn.utils.spectral_norm(nn.Conv2d(8, 8, 3, padding=1))  # PyTorch's own hooks go with a copy, which then still works
-    with T._own_hooks_only(sn): assert len(sn._forward_pre_hooks) == 1
+    with T._hooks_of_the_model_only(sn): assert len(sn._forward_pre_hooks) == 1
+
+def test_layout_probe_times_models_whose_hooks_or_weights_are_their_own(caplog):
+    "A model that keeps hooks of its own (a U-Net's skips read what they store) and an old-style weight-normalised conv (its weight is computed) are timed"
+    from torch.nn.utils import weight_norm
+    class Skip(nn.Module):  # stores an activation with a hook it holds, as fastai's DynamicUnet does
+        def __init__(self):
+            super().__init__(); self.a, self.b = nn.Conv2d(1, 8, 3, 1, 1), weight_norm(nn.Conv2d(8, 8, 3, 1, 1))
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+            self.hook = Hook(self.a, lambda m, i, o: o, detach=False)
+        def forward(self, x): return self.head(self.b(self.a(x)) + self.hook.stored)
+    from fastai.callback.hook import Hook
+    m = Skip(); m(torch.randn(2, 1, 12, 12))  # as fastai's `dummy_eval` does: the weight-normalised conv's weight is now computed (non-leaf)
+    assert m.b.weight.grad_fn is not None
+    learn = fast_path(fast_learner(tiny_dls(), m, precision='fp32'), compile=False)
+    with caplog.at_level(logging.INFO, logger='imgcourse'): train(learn, 1)
+    assert 'a forward and backward pass of the first batch took' in caplog.text, caplog.text
 
 class DictOut(nn.Module):
     def __init__(self): super().__init__(); self.m = tiny_model()
@@ -191,17 +235,17 @@ def test_layout_probe_leaves_odd_models_as_they_are(caplog):
     dls = tiny_dls()
     learn = fast_path(fast_learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(144, 2)), precision='fp32'), compile=False)
     with caplog.at_level(logging.INFO, logger='imgcourse'): train(learn, 1)
-    assert learn.memory_format == 'NCHW' and 'memory format:' not in caplog.text
+    assert memory_format(learn) == 'NCHW' and 'memory format:' not in caplog.text
     learn = fast_path(Learner(dls, DictOut(), loss_func=lambda out, y: nn.functional.cross_entropy(out['logits'], y)), compile=False)
     with caplog.at_level(logging.INFO, logger='imgcourse'): train(learn, 1)
-    assert learn.memory_format == 'NCHW' and not hasattr(learn, 'channels_last')
+    assert memory_format(learn) == 'NCHW' and not hasattr(learn, 'channels_last')
     assert 'memory format: NCHW, as it was: could not time both (TypeError: the model returned no floating-point tensor' in caplog.text
     assert not learn.model.m[3].weight.is_contiguous(memory_format=torch.channels_last)
 
 def test_compiled_fast_path_is_channels_last_without_timing():
     if not has_compiler(): pytest.skip('no C++ compiler: fast_path does not compile')
     learn = fast_path(fast_learner(tiny_dls(), tiny_model(), precision='fp32'), backend='eager')
-    assert hasattr(learn, 'channels_last') and not hasattr(learn, 'layout_probe') and learn.memory_format == 'channels_last'
+    assert hasattr(learn, 'channels_last') and not hasattr(learn, 'layout_probe')
 
 def test_layout_probe_refuses_junk_settings():
     for bad in (dict(rounds=1), dict(rounds=2.5), dict(margin=1), dict(margin=-0.1)):
@@ -312,3 +356,23 @@ def test_resumed_fit_stopped_in_a_skipped_epoch_gives_the_logger_back(tmp_path):
     with pytest.raises(KeyboardInterrupt): fit_resumable(learn, 3, 1e-2, fname='t', cbs=_Interrupt())
     import imgcourse.train as TR
     assert learn.logger is not TR.noop  # what fastai's progress callback set at before_fit (an interrupt skips its after_fit)
+
+class Interrupt(Callback):
+    order = 20  # after `BF16` has entered autocast
+    def after_pred(self): raise KeyboardInterrupt
+
+def test_an_interrupted_bf16_fit_leaves_no_autocast_behind(monkeypatch):
+    "Ctrl-C mid-batch skips fastai's `after_*` events: the next fit closes the autocast `BF16` left open; the probe closes it at once"
+    learn = fast_learner(tiny_dls(), wide_model(), precision='bf16', fast=False, cbs=Interrupt())
+    with pytest.raises(KeyboardInterrupt): train(learn, 1)
+    assert torch.is_autocast_enabled('cpu')  # fastai's own behaviour: nothing ran after the interruption
+    learn.remove_cb(learn.interrupt); train(learn, 1)
+    assert not torch.is_autocast_enabled('cpu')
+    import imgcourse.train as T
+    def ctrl_c(*a): raise KeyboardInterrupt
+    monkeypatch.setattr(T, '_step_secs', ctrl_c)
+    learn = fast_path(fast_learner(tiny_dls(), wide_model(), precision='bf16', fast=False), compile=False)
+    with pytest.raises(KeyboardInterrupt): train(learn, 1)
+    assert not torch.is_autocast_enabled('cpu') and hasattr(learn, 'layout_probe')  # it will time again at the next fit
+    monkeypatch.undo(); train(learn, 1)
+    assert not hasattr(learn, 'layout_probe') and not torch.is_autocast_enabled('cpu')
