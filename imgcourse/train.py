@@ -590,13 +590,15 @@ class LayoutProbe(Callback):
         else: learn.model.to(memory_format=torch.contiguous_format)
         if why: say(f'memory format: {why}', once=False)
 
+_fastai_to_contiguous = getattr(Learner.to_contiguous, '_fastai', Learner.to_contiguous)  # fastai's own (kept if this cell runs again)
+
 @patch
 def to_contiguous(self:Learner, to_fp32:bool=False):
     "fastai's `to_contiguous` (NCHW), which also cancels a `LayoutProbe` that has not run yet: the format is chosen by hand"
     if hasattr(self, 'layout_probe'): self.remove_cb(self.layout_probe)
     self.layout_chosen = True
-    self.model.to(memory_format=torch.contiguous_format)
-    return self.remove_cbs([ChannelsLast, MixedPrecision]) if to_fp32 else self.remove_cb(ChannelsLast)
+    return _fastai_to_contiguous(self, to_fp32)
+Learner.to_contiguous._fastai = _fastai_to_contiguous
 
 def fast_path(learn, # any `Learner`, e.g. from `fast_learner` or `sr_learner`
               compile:bool=True, # `to_compiled` where it can compile
