@@ -88,6 +88,7 @@ def run_notebook(src, # notebook to run
                  dest, # where to write the executed notebook
                  mode:str='quick', # 'quick' (seconds, any machine), 'cpu' (minutes on a laptop) or 'full' (the lesson's recipe, for a GPU)
                  verbose:bool=False, # stream each cell's printed output to the terminal
+                 save_every:float=30, # seconds between saves of the cells run so far, which a killed run keeps
                 ) -> Path:
     "Execute `src` top to bottom in its own folder, in `mode`, and write it with outputs to `dest` (also when stopped)"
     from execnb.shell import CaptureShell
@@ -97,16 +98,19 @@ def run_notebook(src, # notebook to run
     old = os.environ.get('IMGCOURSE_MODE')
     os.environ['IMGCOURSE_MODE'] = mode  # notebooks read the mode each time they ask for it
     nb, cwd, t0, err = read_nb(src), os.getcwd(), time.time(), sys.stderr  # `err`: the caller's stderr, before any cell captures it
+    for c in nb.cells:  # a run stopped halfway must not show the source file's old outputs below where it stopped
+        if c.cell_type == 'code': c['outputs'], c['execution_count'] = [], None
     n, done = sum(c.cell_type == 'code' for c in nb.cells), 0
     try:
         os.chdir(src.parent)
         sh = CaptureShell(src)
-        last = t0
-        def _pre(c):  # a progress line at most every 10 s
-            nonlocal done, last
+        last = kept = t0
+        def _pre(c):  # a progress line at most every 10 s; the cells run so far saved at most every `save_every` s
+            nonlocal done, last, kept
             if c.cell_type == 'code':
                 done += 1
                 if time.time() - last > 10: say(f'{src.stem}: cell {done}/{n} ({time.time()-t0:.0f}s)', once=False); last = time.time()
+                if time.time() - kept >= save_every and _save(nb, dest): kept = time.time()  # a killed run (no signal to catch) keeps these
             return False
         sh.run_all(nb, exc_stop=True, preproc=_pre, verbose=verbose)
     except BaseException as e:

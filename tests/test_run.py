@@ -67,6 +67,16 @@ def test_a_failing_cell_keeps_the_notebook_and_a_failed_save_is_not_claimed(tmp_
     with caplog.at_level(logging.INFO, logger='imgcourse'), pytest.raises(ZeroDivisionError): run_notebook(src, tmp_path/'p.ipynb')
     assert 'could not be saved' in caplog.text and 'is in' not in caplog.text and not (tmp_path/'p.ipynb').exists()
 
+def test_a_stopped_run_shows_none_of_the_source_files_old_outputs(tmp_path):
+    src = _nb(tmp_path/'nb', 'print("first")', '1/0', 'print("never")')
+    nb = nbformat.read(src, 4)  # the source carries outputs of an earlier run, as committed lessons do
+    nb.cells[2].outputs = [nbformat.v4.new_output('stream', name='stdout', text='an old run\n')]; nb.cells[2].execution_count = 7
+    nbformat.write(nb, src)
+    with pytest.raises(ZeroDivisionError): run_notebook(src, tmp_path/'o.ipynb')
+    out = nbformat.read(tmp_path/'o.ipynb', 4)
+    assert out.cells[0].outputs[0]['text'] == 'first\n'
+    assert not out.cells[2].outputs and out.cells[2].execution_count is None, 'below the stop, nothing from another run'
+
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_run_saves_the_partial_notebook(tmp_path, sig):
     marker = tmp_path/'second-cell-started'
@@ -82,6 +92,20 @@ def test_a_stopped_run_saves_the_partial_notebook(tmp_path, sig):
     assert f'is in {dest}' in err
     nb = nbformat.read(dest, 4)
     assert nb.cells[0].outputs[0]['text'] == 'first\n' and not nb.cells[2].outputs
+    assert not [f for f in dest.parent.iterdir() if f.name != 'probe.ipynb'], 'no temporary files left'
+
+def test_a_killed_run_keeps_the_cells_saved_as_it_went(tmp_path):
+    marker = tmp_path/'third-cell-started'
+    src = _nb(tmp_path/'nb', 'print("first")', 'print("second")', f'open({str(marker)!r}, "w").close()\nimport time\ntime.sleep(120)')
+    dest = tmp_path/'out'/'probe.ipynb'
+    code = f'from imgcourse.run import run_notebook; run_notebook({str(src)!r}, {str(dest)!r}, save_every=0)'
+    p = subprocess.Popen([sys.executable, '-c', code], stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not marker.exists() and p.poll() is None and time.time() - t0 < 120: time.sleep(0.2)
+    assert marker.exists(), p.communicate()[1]
+    p.kill(); p.communicate(timeout=60)  # SIGKILL: nothing can run on the way out
+    nb = nbformat.read(dest, 4)
+    assert [c.outputs[0]['text'] for c in nb.cells[:2]] == ['first\n', 'second\n'] and not nb.cells[2].outputs
     assert not [f for f in dest.parent.iterdir() if f.name != 'probe.ipynb'], 'no temporary files left'
 
 def test_executed_notebooks_have_no_console_progress_bars(tmp_path):
