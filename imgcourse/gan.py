@@ -115,7 +115,9 @@ def crit_learner(dls:DataLoaders, # from `crit_dls`
         ok = max(0, int(math.log2(min(x.shape[-2:]) / 4)) - 1)
         raise ValueError(f'gan_critic with n_blocks={n_blocks} needs images of at least {need} px, these are '
                          f'{tuple(x.shape[-2:])}: use larger images or n_blocks={ok}.')
-    return Learner(dls, gan_critic(nf=nf, n_blocks=n_blocks, p=p), loss_func=AdaptiveLoss(nn.BCEWithLogitsLoss()),
+    model = gan_critic(nf=nf, n_blocks=n_blocks, p=p)
+    if dls.device is not None: model.to(dls.device)  # fastai moves it only when a fit starts: a batch from `dls` can go through it now
+    return Learner(dls, model, loss_func=AdaptiveLoss(nn.BCEWithLogitsLoss()),
                    metrics=accuracy_thresh_expand, wd=wd, path=Path(path or cache_dir()/'gan'), **kwargs)
 
 # %% ../nbs/04_gan_superres.ipynb #470b2cf9

@@ -226,6 +226,7 @@ def sr_learner(dls:DataLoaders, # from `sr_dls`
                          self_attention=True, y_range=y_range, loss_func=ifnone(loss_func, MSELossFlat()),
                          wd=wd, metrics=list(metrics or []), path=Path(path or cache_dir()/'superres'), **kwargs)
     learn.pretrained, learn.arch_name = pretrained, getattr(arch, '__name__', str(arch))
+    if dls.device is not None: learn.model.to(dls.device)  # fastai moves it only when a fit starts: a batch from `dls` can go through it now
     set_precision(learn, precision)
     if fast: fast_path(learn, compile=False, bf16=False)  # off by default: on a CPU it changed this U-Net's training for the worse
     return learn

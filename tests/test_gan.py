@@ -101,6 +101,8 @@ def test_crit_learner(gen_folder):
     with crit.no_bar(), crit.no_logging(): crit.fit(1, 1e-3)
     loss, acc = crit.recorder.values[-1][1:3]
     assert math.isfinite(loss) and 0 <= acc <= 1
+    dls._device = torch.device('meta')  # as if the batches went to a GPU: another device than models are built on (the loaders stay)
+    assert {p.device.type for p in crit_learner(dls, nf=8, n_blocks=2, path=photos.parent/'work').model.parameters()} == {'meta'}
 
 # snapshots
 @pytest.fixture

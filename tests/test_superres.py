@@ -119,6 +119,13 @@ def test_sr_learner_builds(photos):
     with torch.no_grad(): out = learn.model.eval()(x)
     assert out.shape == x.shape and out.min() >= -3 and out.max() <= 3
 
+def test_sr_learner_puts_the_model_on_the_datas_device(photos):
+    "fastai moves a model to the data's device only when a fit starts; a batch must go through it before that (on a GPU too)"
+    dls = sr_dls(photos, size=32, bs=2, valid_pct=0.25, lr_size=24, num_workers=0)
+    dls._device = torch.device('meta')  # as if the batches went to a GPU: another device than models are built on (the loaders stay)
+    learn = sr_learner(dls, arch=resnet18, path=photos.parent/'work')
+    assert {p.device.type for p in learn.model.parameters()} == {'meta'}
+
 def test_zero_last_conv_kinds():
     "Plain, old-style weight-normalised and parametrised weight-normalised convolutions all end up computing zero"
     from torch.nn.utils import weight_norm
