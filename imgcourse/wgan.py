@@ -5,12 +5,12 @@
 # %% ../nbs/05_wgan.ipynb #21e08b35
 from __future__ import annotations
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
-import warnings, math
+import warnings, math, logging
 from functools import partial
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastai.vision.all import *
 from fastai.vision.gan import *
-from .data import is_quick, by_mode, mode, get_bedrooms, image_files, PILImageRGB, say, show_path, data_dir, fashion_idx
+from .data import is_quick, by_mode, mode, get_bedrooms, image_files, PILImageRGB, say, show_path, data_dir, fashion_idx, fetch
 from .train import TensorDL, fast_dls, fast_learner, pixel_stats, fast_path
 
 # %% auto #0
@@ -138,6 +138,9 @@ def wgan_learner(dls, # from `gan_dls` or `tensor_gan_dls`
 def frechet_distance(f1:Tensor, f2:Tensor # features `(n, d)` of two sets of images
                     ) -> float:
     "Fréchet distance between Gaussians fitted to two sets of features"
+    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1] or min(len(f1), len(f2)) < 2:
+        raise ValueError(f'FID compares two sets of at least 2 images each, with features of one size: got {tuple(f1.shape)} and '
+                         f'{tuple(f2.shape)}. Pass more images (a few thousand for a steady score).')
     f1, f2 = f1.double(), f2.double()
     c1, c2 = torch.cov(f1.T), torch.cov(f2.T)
     e, v = torch.linalg.eigh(c1)

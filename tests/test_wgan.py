@@ -69,6 +69,13 @@ def test_frechet_distance_known_values():
     assert frechet_distance(a, b + 2) == pytest.approx(12, rel=0.02)  # |mu|^2 = 3 * 2^2
     assert frechet_distance(a, 3 * b) == pytest.approx(3 * (3 - 1) ** 2, rel=0.05)  # tr(1 + 9 - 2*3) per dim
 
+def test_frechet_distance_names_too_few_images():
+    "An empty or one-image set (a test split smaller than asked for) is named, not a linear-algebra failure"
+    a = torch.randn(50, 3)
+    for bad in (a[:0], a[:1], torch.randn(50, 4), a[0]):
+        with pytest.raises(ValueError, match='at least 2 images'): frechet_distance(a, bad)
+    assert frechet_distance(a, a[:2]) >= 0  # two images: a (poor) score, not an error
+
 def test_frechet_matches_torchmetrics_formula():
     tm = pytest.importorskip('torchmetrics.image.fid')
     torch.manual_seed(1)
