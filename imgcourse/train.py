@@ -5,7 +5,7 @@
 # %% ../nbs/80_train.ipynb #be9ce928
 from __future__ import annotations
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
-import os, time, math, contextlib, logging, shutil
+import os, json, time, math, contextlib, logging, shutil
 from collections import OrderedDict
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
@@ -341,6 +341,29 @@ def checkpoints(learn, # a `Learner`
         if e.isdigit(): ck[int(e)] = p
     return dict(sorted(ck.items()))
 
+_RECORD = ('lrs', 'iters', 'losses', 'values')  # what fastai's `Recorder` keeps of a fit
+
+def _save_record(learn, f:Path):
+    "The `Recorder`'s record of this fit so far, as numbers, in `f` (atomically): a finished stage resumed later gets it back"
+    rec = getattr(learn, 'recorder', None)
+    if rec is None: return
+    num = lambda v: [num(o) for o in v] if isinstance(v, (list, tuple, L)) else float(v) if v is not None else None
+    d = {k: num(getattr(rec, k, [])) for k in _RECORD} | {'metric_names': [str(o) for o in getattr(rec, 'metric_names', [])]}
+    tmp = f.with_name(f'.{f.name}.{os.getpid()}.part')
+    try: tmp.write_text(json.dumps(d)); os.replace(tmp, f)
+    finally: tmp.unlink(missing_ok=True)
+
+def _load_record(learn, f:Path, fname:str):
+    "Put the record saved beside a finished stage's checkpoint into `learn.recorder` (empty lists if none was kept), and say which"
+    rec = getattr(learn, 'recorder', None)
+    if rec is None: return
+    try: d = json.loads(f.read_text())
+    except (OSError, ValueError): d = {}
+    for k in _RECORD: setattr(rec, k, list(d.get(k, [])))
+    say(f'{fname}: this stage was trained to the end by an earlier run; its weights are loaded and nothing is trained'
+        + (', and its losses and epoch rows are back in `learn.recorder`' if d else f'. No record of its losses was kept ({f.name}): '
+           '`learn.recorder` is empty. Delete the checkpoint to train the stage again.'), once=False)
+
 def save_atomic(learn, # a `Learner`
                 name:str, # file name in `learn.path/learn.model_dir`, without `.pth`
                 with_opt:bool=True, # save the optimizer state too
@@ -383,10 +406,11 @@ class EpochCheckpoint(Callback):
     def after_epoch(self):
         if not self.trained: return  # an epoch skipped while resuming
         if self.epoch < self.n_epoch-1 and time.time() - self.t_save < self.min_gap: return
-        save_atomic(self.learn, f'{self.fname}_{self.epoch}')
+        f = save_atomic(self.learn, f'{self.fname}_{self.epoch}')
+        _save_record(self.learn, f.with_suffix('.json'))
         self.t_save = time.time()
         for e, f in checkpoints(self.learn, self.fname).items():
-            if e != self.epoch: f.unlink(missing_ok=True)  # only the latest is kept
+            if e != self.epoch: f.unlink(missing_ok=True); f.with_suffix('.json').unlink(missing_ok=True)  # only the latest is kept
 
 class _QuietSkip(Callback):
     "Log no row for the epochs a resumed fit skips (fastai's `Recorder` would log one with only the epoch and a time)"
@@ -410,7 +434,9 @@ def fit_resumable(learn, # a `Learner`
     start = 0
     if fname is not None and resume and (last := load_latest(learn, fname)) is not None:
         start = last + 1
-        if start >= n_epoch: return learn  # that stage had finished
+        if start >= n_epoch:  # that stage had finished: nothing to train, and its record comes back with its weights
+            _load_record(learn, checkpoints(learn, fname)[last].with_suffix('.json'), fname)
+            return learn
     quiet = _QuietSkip(start)
     cbs = L(kwargs.pop('cbs', None)) + (L(EpochCheckpoint(fname, min_gap)) if fname else L()) + (L(quiet) if start else L())
     try: learn.fit_one_cycle(n_epoch, lr, start_epoch=start, cbs=cbs, **kwargs)

@@ -110,6 +110,25 @@ def test_fit_resumable_passes_over_a_damaged_checkpoint(tmp_path, caplog):
     assert list(checkpoints(learn, 't')) == [2]                                          # resumed from epoch 0's, finished
     assert not list((tmp_path/'models').glob('.*.part'))                                 # no temporary files left
 
+def test_a_finished_stage_run_again_loads_its_weights_and_its_record(tmp_path, caplog):
+    "Running a notebook a second time: each finished stage trains nothing, and code reading `learn.recorder` still works"
+    import json
+    set_seed(0)
+    first = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with first.no_bar(), first.no_logging(): fit_resumable(first, 2, 1e-2, fname='t')
+    rows, losses = [list(map(float, v)) for v in first.recorder.values], [float(v) for v in first.recorder.losses]
+    assert len(rows) == 2 and losses
+    assert sorted(f.name for f in (tmp_path/'models').iterdir()) == ['t_1.json', 't_1.pth']  # the old epoch's record went with its weights
+    again = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)  # a fresh kernel, the same notebook
+    with caplog.at_level(logging.INFO, logger='imgcourse'), again.no_bar(), again.no_logging(): fit_resumable(again, 2, 1e-2, fname='t')
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
+    assert again.recorder.values == rows and again.recorder.losses == pytest.approx(losses)
+    assert 'trained to the end by an earlier run' in caplog.text and 'back in `learn.recorder`' in caplog.text
+    (tmp_path/'models'/'t_1.json').unlink()  # a checkpoint from before records were kept
+    caplog.clear(); old = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with caplog.at_level(logging.INFO, logger='imgcourse'), old.no_bar(), old.no_logging(): fit_resumable(old, 2, 1e-2, fname='t')
+    assert old.recorder.values == [] and old.recorder.losses == [] and 'No record of its losses was kept' in caplog.text
+
 def test_save_atomic_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
     learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
     f = save_atomic(learn, 'm', with_opt=False); before = f.read_bytes()
