@@ -95,3 +95,12 @@ def test_bench_layout():
     r = subprocess.run([sys.executable, str(ROOT/'bench'/'bench_layout.py'), '--models', 'vgg'], cwd=ROOT, capture_output=True, text=True,
                        env={**os.environ, 'PYTHONPATH': str(ROOT)})
     assert r.returncode != 0 and "unknown model(s) ['vgg']" in r.stderr, r.stderr
+
+def test_bench_compile_options():
+    "Each variant in its own process, eager and compiled side by side, a median ratio per variant; an unknown variant is refused by name"
+    out = bench('bench_compile_options.py', '--variants', 'whole', '--rounds', '1', '--steps', '2', '--warmup', '1', '--threads', '1')
+    assert re.search(r'whole round 1: eager [\d,]+ images/s, compiled [\d,]+ \([\d.]+x\)', out), out
+    assert re.search(r'median compiled/eager ratio: whole [\d.]+x', out), out
+    r = subprocess.run([sys.executable, str(ROOT/'bench'/'bench_compile_options.py'), '--variants', 'base,turbo'], cwd=ROOT,
+                       capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    assert r.returncode != 0 and 'turbo' in r.stderr and 'choose from' in r.stderr, r.stderr
