@@ -343,26 +343,38 @@ def checkpoints(learn, # a `Learner`
 
 _RECORD = ('lrs', 'iters', 'losses', 'values')  # what fastai's `Recorder` keeps of a fit
 
-def _save_record(learn, f:Path):
-    "The `Recorder`'s record of this fit so far, as numbers, in `f` (atomically): a finished stage resumed later gets it back"
+def _num(v):
+    "`v` as JSON numbers: ints stay ints, a one-number tensor becomes its number, lists go item by item, anything else (a multi-number metric) `None`"
+    if isinstance(v, (list, tuple, L)): return [_num(o) for o in v]
+    if isinstance(v, (bool, np.bool_)) or v is None: return None
+    if isinstance(v, (int, np.integer)): return int(v)
+    try: return float(v)
+    except (TypeError, ValueError, RuntimeError): return None
+
+def _save_record(learn, f:Path, epoch:int):
+    "The `Recorder`'s record of this fit so far, with `epoch`, in `f` (atomically); never stops a fit: a failure is said and passed over"
     rec = getattr(learn, 'recorder', None)
     if rec is None: return
-    num = lambda v: [num(o) for o in v] if isinstance(v, (list, tuple, L)) else float(v) if v is not None else None
-    d = {k: num(getattr(rec, k, [])) for k in _RECORD} | {'metric_names': [str(o) for o in getattr(rec, 'metric_names', [])]}
     tmp = f.with_name(f'.{f.name}.{os.getpid()}.part')
-    try: tmp.write_text(json.dumps(d)); os.replace(tmp, f)
+    try:
+        d = {k: _num(getattr(rec, k, [])) for k in _RECORD} | {'metric_names': [str(o) for o in getattr(rec, 'metric_names', [])], 'epoch': epoch}
+        tmp.write_text(json.dumps(d)); os.replace(tmp, f)
+    except Exception as e:
+        say(f'could not keep the record of this fit beside its checkpoint ({f.name}: {type(e).__name__}: {e}); training goes on', logging.WARNING, once=False)
     finally: tmp.unlink(missing_ok=True)
 
-def _load_record(learn, f:Path, fname:str):
-    "Put the record saved beside a finished stage's checkpoint into `learn.recorder` (empty lists if none was kept), and say which"
+def _load_record(learn, f:Path, fname:str, epoch:int):
+    "Put the record saved with a finished stage's checkpoint of `epoch` into `learn.recorder` (empty if none was kept for it), and say which"
     rec = getattr(learn, 'recorder', None)
     if rec is None: return
     try: d = json.loads(f.read_text())
     except (OSError, ValueError): d = {}
+    if not isinstance(d, dict) or d.get('epoch') != epoch: d = {}  # none, or not this checkpoint's
     for k in _RECORD: setattr(rec, k, list(d.get(k, [])))
+    rec.metric_names = L(d.get('metric_names', getattr(rec, 'metric_names', [])))
     say(f'{fname}: this stage was trained to the end by an earlier run; its weights are loaded and nothing is trained'
-        + (', and its losses and epoch rows are back in `learn.recorder`' if d else f'. No record of its losses was kept ({f.name}): '
-           '`learn.recorder` is empty. Delete the checkpoint to train the stage again.'), once=False)
+        + (', and the losses and epoch rows of the run that finished it are back in `learn.recorder`' if d else
+           f'. No record of its losses was kept ({f.name}): `learn.recorder` is empty. Delete the checkpoint to train the stage again.'), once=False)
 
 def save_atomic(learn, # a `Learner`
                 name:str, # file name in `learn.path/learn.model_dir`, without `.pth`
@@ -387,6 +399,7 @@ def load_latest(learn, # a `Learner`
         except Exception as ex:
             bad = f.with_suffix('.corrupt')
             os.replace(f, bad)
+            if (j := f.with_suffix('.json')).exists(): os.replace(j, j.with_name(j.name + '.corrupt'))  # its record goes with it
             say(f'{f} is not a readable checkpoint ({type(ex).__name__}: {str(ex)[:80]}); moved it to {bad.name} '
                 'and looking for an older one', logging.WARNING, once=False)
             continue
@@ -406,11 +419,14 @@ class EpochCheckpoint(Callback):
     def after_epoch(self):
         if not self.trained: return  # an epoch skipped while resuming
         if self.epoch < self.n_epoch-1 and time.time() - self.t_save < self.min_gap: return
-        f = save_atomic(self.learn, f'{self.fname}_{self.epoch}')
-        _save_record(self.learn, f.with_suffix('.json'))
+        name = f'{self.fname}_{self.epoch}'
+        _save_record(self.learn, self.learn.path/self.learn.model_dir/f'{name}.json', self.epoch)  # first: a kill between leaves the old pair whole
+        save_atomic(self.learn, name)
         self.t_save = time.time()
         for e, f in checkpoints(self.learn, self.fname).items():
-            if e != self.epoch: f.unlink(missing_ok=True); f.with_suffix('.json').unlink(missing_ok=True)  # only the latest is kept
+            if e != self.epoch: f.unlink(missing_ok=True)  # only the latest is kept
+        for j in (self.learn.path/self.learn.model_dir).glob(f'{self.fname}_*.json'):  # and its record: none without its weights
+            if j.stem != name and j.stem[len(self.fname)+1:].isdigit(): j.unlink(missing_ok=True)
 
 class _QuietSkip(Callback):
     "Log no row for the epochs a resumed fit skips (fastai's `Recorder` would log one with only the epoch and a time)"
@@ -435,7 +451,7 @@ def fit_resumable(learn, # a `Learner`
     if fname is not None and resume and (last := load_latest(learn, fname)) is not None:
         start = last + 1
         if start >= n_epoch:  # that stage had finished: nothing to train, and its record comes back with its weights
-            _load_record(learn, checkpoints(learn, fname)[last].with_suffix('.json'), fname)
+            _load_record(learn, checkpoints(learn, fname)[last].with_suffix('.json'), fname, last)
             return learn
     quiet = _QuietSkip(start)
     cbs = L(kwargs.pop('cbs', None)) + (L(EpochCheckpoint(fname, min_gap)) if fname else L()) + (L(quiet) if start else L())

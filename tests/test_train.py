@@ -124,10 +124,38 @@ def test_a_finished_stage_run_again_loads_its_weights_and_its_record(tmp_path, c
     assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
     assert again.recorder.values == rows and again.recorder.losses == pytest.approx(losses)
     assert 'trained to the end by an earlier run' in caplog.text and 'back in `learn.recorder`' in caplog.text
+    import matplotlib; matplotlib.use('Agg')
+    again.recorder.plot_loss()  # what lessons 02 and 04 do next: needs the metric names too
+    rec = json.loads((tmp_path/'models'/'t_1.json').read_text())
+    assert rec['epoch'] == 1 and all(isinstance(i, int) for i in rec['iters'])
+    (tmp_path/'models'/'t_1.json').write_text(json.dumps(rec | {'epoch': 0}))  # a record of another checkpoint: not used
+    other = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with other.no_bar(), other.no_logging(): fit_resumable(other, 2, 1e-2, fname='t')
+    assert other.recorder.values == []
     (tmp_path/'models'/'t_1.json').unlink()  # a checkpoint from before records were kept
     caplog.clear(); old = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
     with caplog.at_level(logging.INFO, logger='imgcourse'), old.no_bar(), old.no_logging(): fit_resumable(old, 2, 1e-2, fname='t')
     assert old.recorder.values == [] and old.recorder.losses == [] and 'No record of its losses was kept' in caplog.text
+
+def test_a_metric_of_several_numbers_does_not_stop_a_checkpointed_fit(tmp_path):
+    "fastai keeps a metric that is not one number as it is; its record is `None`, and the fit and its checkpoints go on"
+    import json
+    from fastai.metrics import AvgMetric
+    pair = AvgMetric(lambda p, y: torch.stack([p.float().mean(), p.float().std()]))
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path, metrics=pair)
+    with learn.no_bar(), learn.no_logging(): fit_resumable(learn, 2, 1e-2, fname='m')
+    rec = json.loads((tmp_path/'models'/'m_1.json').read_text())
+    assert list(checkpoints(learn, 'm')) == [1] and len(rec['values']) == 2 and rec['values'][-1][-1] is None
+
+def test_a_damaged_checkpoints_record_is_set_aside_with_it(tmp_path):
+    set_seed(0)
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with learn.no_bar(), learn.no_logging(): fit_resumable(learn, 2, 1e-2, fname='t')
+    f = checkpoints(learn, 't')[1]; f.write_bytes(f.read_bytes()[:100])
+    fresh = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with fresh.no_bar(), fresh.no_logging(): fit_resumable(fresh, 2, 1e-2, fname='t')  # nothing readable: trains both epochs again
+    names = sorted(p.name for p in (tmp_path/'models').iterdir())
+    assert names == ['t_1.corrupt', 't_1.json', 't_1.json.corrupt', 't_1.pth'], names
 
 def test_save_atomic_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
     learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
