@@ -6,7 +6,7 @@
 __all__ = ['find_notebook', 'clean_streams', 'check_writable', 'run_notebook', 'lesson']
 
 # %% ../nbs/90_run.ipynb #766c4e4a
-import os, re, sys, time, logging, contextlib
+import os, re, sys, math, time, logging, contextlib
 from pathlib import Path
 from fastcore.script import call_parse
 from .data import data_dir, say, show_name, MODES, sigterm_as_interrupt
@@ -88,7 +88,7 @@ def run_notebook(src, # notebook to run
                  dest, # where to write the executed notebook
                  mode:str='quick', # 'quick' (seconds, any machine), 'cpu' (minutes on a laptop) or 'full' (the lesson's recipe, for a GPU)
                  verbose:bool=False, # stream each cell's printed output to the terminal
-                 save_every:float=30, # seconds between saves of the cells run so far, which a killed run keeps
+                 save_every:float|None=0, # save the cells run so far before each next cell, at most this often (s), so a killed run keeps them; None: only at the end
                 ) -> Path:
     "Execute `src` top to bottom in its own folder, in `mode`, and write it with outputs to `dest` (also when stopped)"
     from execnb.shell import CaptureShell
@@ -104,13 +104,15 @@ def run_notebook(src, # notebook to run
     try:
         os.chdir(src.parent)
         sh = CaptureShell(src)
-        last = kept = t0
-        def _pre(c):  # a progress line at most every 10 s; the cells run so far saved at most every `save_every` s
-            nonlocal done, last, kept
+        last, kept, saved, every = t0, -math.inf, 0, save_every
+        def _pre(c):  # a progress line at most every 10 s; the cells finished so far saved before the next starts
+            nonlocal done, last, kept, saved, every
             if c.cell_type == 'code':
                 done += 1
                 if time.time() - last > 10: say(f'{src.stem}: cell {done}/{n} ({time.time()-t0:.0f}s)', once=False); last = time.time()
-                if time.time() - kept >= save_every and _save(nb, dest): kept = time.time()  # a killed run (no signal to catch) keeps these
+                if every is not None and done - 1 > saved and time.time() - kept >= every:  # a killed run (no signal to catch) keeps these
+                    if _save(nb, dest): kept, saved = time.time(), done - 1
+                    else: every = None  # said once by `_save`; the end of the run tries again
             return False
         sh.run_all(nb, exc_stop=True, preproc=_pre, verbose=verbose)
     except BaseException as e:
@@ -118,7 +120,8 @@ def run_notebook(src, # notebook to run
         how = 'was stopped' if isinstance(e, KeyboardInterrupt) else f'stopped with {type(e).__name__}'
         with contextlib.redirect_stderr(err):  # an interrupted cell may still hold stderr captured: speak to the caller
           if _save(nb, dest): say(f'{src.name} {how} at code cell {done}/{n}; the notebook up to there, with its outputs, is in {dest}', once=False)
-          else: say(f'{src.name} {how} at code cell {done}/{n}, and the executed notebook could not be saved (see above)', logging.WARNING, once=False)
+          else: say(f'{src.name} {how} at code cell {done}/{n}, and the executed notebook could not be saved (see above)'
+                    + (f'; {dest} holds it as saved during the run, up to code cell {saved}' if saved else ''), logging.WARNING, once=False)
         raise
     finally:
         os.chdir(cwd)

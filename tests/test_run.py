@@ -96,9 +96,9 @@ def test_a_stopped_run_saves_the_partial_notebook(tmp_path, sig):
 
 def test_a_killed_run_keeps_the_cells_saved_as_it_went(tmp_path):
     marker = tmp_path/'third-cell-started'
-    src = _nb(tmp_path/'nb', 'print("first")', 'print("second")', f'open({str(marker)!r}, "w").close()\nimport time\ntime.sleep(120)')
+    src = _nb(tmp_path/'nb', 'import time; time.sleep(1); print("first")', 'print("second")', f'open({str(marker)!r}, "w").close()\nimport time\ntime.sleep(120)')
     dest = tmp_path/'out'/'probe.ipynb'
-    code = f'from imgcourse.run import run_notebook; run_notebook({str(src)!r}, {str(dest)!r}, save_every=0)'
+    code = f'from imgcourse.run import run_notebook; run_notebook({str(src)!r}, {str(dest)!r})'  # the default: saved before each next cell
     p = subprocess.Popen([sys.executable, '-c', code], stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not marker.exists() and p.poll() is None and time.time() - t0 < 120: time.sleep(0.2)
@@ -107,6 +107,19 @@ def test_a_killed_run_keeps_the_cells_saved_as_it_went(tmp_path):
     nb = nbformat.read(dest, 4)
     assert [c.outputs[0]['text'] for c in nb.cells[:2]] == ['first\n', 'second\n'] and not nb.cells[2].outputs
     assert not [f for f in dest.parent.iterdir() if f.name != 'probe.ipynb'], 'no temporary files left'
+
+def test_saving_as_the_run_goes_can_be_spaced_or_off_and_a_failed_save_does_not_stop_the_run(tmp_path, monkeypatch, caplog):
+    import logging
+    src = _nb(tmp_path/'nb', 'print(1)', 'print(2)', 'print(3)')
+    saves = []; real = R._save
+    monkeypatch.setattr(R, '_save', lambda nb, dest: saves.append(1) or real(nb, dest))
+    run_notebook(src, tmp_path/'a.ipynb'); assert len(saves) == 3            # before cells 2 and 3, and at the end
+    saves.clear(); run_notebook(src, tmp_path/'b.ipynb', save_every=None); assert len(saves) == 1   # only at the end
+    saves.clear(); run_notebook(src, tmp_path/'c.ipynb', save_every=3600); assert len(saves) == 2  # the first chance, then the end
+    fails = []
+    monkeypatch.setattr(R, '_save', lambda nb, dest: fails.append(1) or (len(fails) > 1 and real(nb, dest)))
+    with caplog.at_level(logging.WARNING, logger='imgcourse'): out = run_notebook(src, tmp_path/'d.ipynb')
+    assert len(fails) == 2 and '3' in out.read_text()  # one failed save stops the saving as it goes, not the run
 
 def test_executed_notebooks_have_no_console_progress_bars(tmp_path):
     src = _nb(tmp_path/'nb', 'from fastprogress.fastprogress import progress_bar\nfor i in progress_bar(range(5)): pass\nprint("done")',
