@@ -6,7 +6,8 @@ variant's options, on the lesson's MNIST tensors. Prints each round and the medi
 
 Variants: base (inductor's defaults), cppwrap (`cpp_wrapper`: a C++ wrapper around the kernels instead of Python),
 autotune (`max_autotune`), conv1x1 (`conv_1x1_as_mm`: the shortcut's 1x1 convolutions as matrix products),
-all (the three together), whole (forward, loss, backward and AdamW compiled as one function, with compiled autograd).
+all (the three together), whole (forward, loss, backward and AdamW compiled as one function, with compiled autograd;
+its AdamW is PyTorch's plain one, compiled, where the other variants and the eager loop use the fused AdamW).
 
     python bench/bench_compile_options.py                         # every variant, 3 rounds each (about 15 min on 2 cores)
     python bench/bench_compile_options.py --variants base,whole --rounds 5
@@ -71,7 +72,8 @@ def main():
                            capture_output=True, text=True, env={**os.environ, 'IMGCOURSE_OFFLINE': '1'})
         lines = [l for l in r.stdout.splitlines() if ' round ' in l]
         print('\n'.join(lines), flush=True)
-        if r.returncode: print(f'{v}: failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""}'); continue
+        if r.returncode or not lines:
+            print(f'{v}: failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "no timings printed"}'); continue
         summary[v] = statistics.median(float(l.rsplit('(', 1)[1].rstrip('x)')) for l in lines)
     print('median compiled/eager ratio: ' + ', '.join(f'{v} {x:.2f}x' for v, x in summary.items()))
 

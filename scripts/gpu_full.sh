@@ -2,23 +2,28 @@
 # On the GPU machine (the `device` tool runs this in the repo root; .whl/ carried, see scripts/gpu_wheels.sh):
 # install the wheels, then run each named lesson notebook in full mode, writing the executed notebooks (with
 # their outputs), one log, the device's name and each lesson's wall time (times.txt: name, seconds, exit status) to $OUT. The machine has no internet:
-# IMGCOURSE_OFFLINE=1, so the lessons take the shipped data and random initialisation at once, and say so.
+# IMGCOURSE_OFFLINE=1 (unless set), so the lessons take the shipped data and random initialisation at once, and say so.
 # Then, here: `python scripts/keep_full.py DIR` stamps the returned notebooks and files them under docs/full/.
 #
 # Usage: bash scripts/gpu_full.sh [--parallel] [--limit SECS] 02_unet_superres [03_perceptual_loss ...]
-#   --parallel  every lesson at once, each in its own process on its own share of the CPU cores (the lessons'
-#               small models leave a big GPU mostly idle, so they barely slow each other down)
+#   --parallel  every lesson at once, each in its own process on its own share of the CPU cores, sharing the GPU
 #   --limit     stop each lesson after SECS seconds; the notebook up to the cell it reached is kept
 set -o pipefail
 parallel=0 limit=0
 while [[ $1 == --* ]]; do
-  case $1 in --parallel) parallel=1; shift;; --limit) limit=$2; shift 2;; *) echo "unknown option $1" >&2; exit 2;; esac
+  case $1 in
+    --parallel) parallel=1; shift;;
+    --limit) [[ $2 =~ ^[0-9]+$ ]] || { echo "--limit needs a whole number of seconds, not '${2:-}'" >&2; exit 2; }; limit=$2; shift 2;;
+    *) echo "unknown option $1 (use --parallel, --limit SECS)" >&2; exit 2;;
+  esac
 done
+(( $# )) || { echo "name at least one lesson, e.g. 01_resnet_mnist" >&2; exit 2; }
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 OUT=${OUT:-/tmp/out} IMGCOURSE_OFFLINE=1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 OUT=${OUT:-/tmp/out} IMGCOURSE_OFFLINE=${IMGCOURSE_OFFLINE:-1}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/device.txt"
 python3 -c 'import torch, fastai; print("torch", torch.__version__, "fastai", fastai.__version__)' | tee -a "$OUT/device.txt"
+echo "date $(date -u +%F)" >> "$OUT/device.txt"
 # `imgcourse-lesson` is a console script, which --target does not install; a file that calls it works the same
 printf 'import sys\nfrom imgcourse.run import lesson\nsys.exit(lesson())\n' > /tmp/imgcourse-lesson.py
 ncores=$(nproc); n=$#; i=0
@@ -41,4 +46,5 @@ done
 wait
 # one log for all (the device tool brings back at most 8 files): each lesson's output, then the wall times
 for nb in "$@"; do echo "=== $nb"; cat "$OUT/$nb.log"; rm -f "$OUT/$nb.log"; done > "$OUT/full.log"
+rm -f "$OUT"/.*.part  # a lesson killed while saving leaves its temporary file
 cat "$OUT/times.txt" | tee -a "$OUT/full.log"

@@ -48,11 +48,11 @@ def busy_cores(secs=1.0):
     except (OSError, ValueError, IndexError): return None
     return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(t1 - t0, 1))
 
-def stamp(nb, mode, secs, device, data, load=None):
-    "Put the run record at the end of the first (title) cell, replacing an older one"
+def stamp(nb, mode, secs, device, data, load=None, when=None):
+    "Put the run record at the end of the first (title) cell, replacing an older one; `when`: the run's date (default today)"
     c = nb['cells'][0]
     src = ''.join(c['source']).split('\n\n' + MARK)[0].rstrip()
-    when = datetime.date.today().isoformat()
+    when = when or datetime.date.today().isoformat()
     busy = f' (other programs kept about {load:.1f} cores busy when the run started)' if load is not None and load > 0.5 else ''
     rec = (f"\n\n{MARK} {mode} mode, {secs/60:.1f} min wall time on {device}, {when}{busy}. "
            f"Data: {'; '.join(data) if data else 'see the cells below'}. "
