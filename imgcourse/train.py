@@ -358,6 +358,7 @@ def _save_record(learn, f:Path, epoch:int):
     tmp = f.with_name(f'.{f.name}.{os.getpid()}.part')
     try:
         d = {k: _num(getattr(rec, k, [])) for k in _RECORD} | {'metric_names': [str(o) for o in getattr(rec, 'metric_names', [])], 'epoch': epoch}
+        f.parent.mkdir(parents=True, exist_ok=True)  # the first checkpoint of a learner: its models/ folder comes with it
         tmp.write_text(json.dumps(d)); os.replace(tmp, f)
     except Exception as e:
         say(f'could not keep the record of this fit beside its checkpoint ({f.name}: {type(e).__name__}: {e}); training goes on', logging.WARNING, once=False)
