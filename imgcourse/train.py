@@ -491,8 +491,23 @@ class CompiledTrain(Callback):
     def __init__(self, **kwargs): self.kwargs, self.fn = kwargs, None  # kwargs go to `torch.compile`
     def before_train(self):
         if self.fn is None or self.fn_model is not self.model:
-            self.fn, self.fn_model = torch.compile(self.model._call_impl, **self.kwargs), self.model
-        self.model._compiled_call_impl = self.fn
+            self.fn, self.fn_model, self.worked, self.failed = torch.compile(self.model._call_impl, **self.kwargs), self.model, False, False
+        self.model._compiled_call_impl = self._call
+    def _call(self, *args, **kwargs):
+        "The compiled model; if it cannot be compiled at all (the first batch fails), said once, and the eager model from then on"
+        if self.failed: return self.fn_model._call_impl(*args, **kwargs)
+        try: out = self.fn(*args, **kwargs)
+        except Exception as e:
+            if self.worked: raise  # it compiled and ran before: this is the model's own error
+            self.failed = True
+            root = e  # the cause, not dynamo's wrapper around it
+            while (inner := getattr(root, 'inner_exception', None) or root.__cause__) is not None: root = inner
+            msg = (str(root).strip().splitlines() or [''])[0][:160]
+            say(f'torch.compile could not compile this model ({type(root).__name__}: {msg}): training stays eager. '
+                'A newer PyTorch may compile it; `learn.to_eager()` stops the attempt for good.', logging.WARNING, once=False)
+            return self.fn_model._call_impl(*args, **kwargs)
+        self.worked = True
+        return out
     def before_validate(self): self.model._compiled_call_impl = None
     def after_fit(self): self.model._compiled_call_impl = None
 

@@ -60,6 +60,16 @@ def test_compiling_on_a_cpu_asks_inductor_for_its_cpp_wrapper():
         learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32').to_compiled()
         assert learn.compiled_train.kwargs == dict(dynamic=False, options={'cpp_wrapper': True})
 
+def test_a_model_that_cannot_be_compiled_trains_eagerly_and_says_so(caplog):
+    "torch 2.14 cannot compile fastai's DynamicUnet (RecursionError): the fit goes on eagerly, with a warning, instead of crashing"
+    def broken(gm, example_inputs): raise RecursionError('maximum recursion depth exceeded')
+    set_seed(0)
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32').to_compiled(backend=broken)
+    with caplog.at_level(logging.WARNING, logger='imgcourse'): train(learn)
+    losses = [float(o) for o in learn.recorder.losses]
+    assert losses[-1] < losses[0] and len(learn.recorder.values) == 4
+    assert caplog.text.count('could not compile this model') == 1 and 'RecursionError' in caplog.text and 'stays eager' in caplog.text
+
 def test_no_compiler_falls_back_loudly(monkeypatch, caplog):
     monkeypatch.setenv('PATH', '')
     monkeypatch.delenv('CXX', raising=False)
