@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Does any inductor option lift the compiled training step of the lesson's ResNet on a CPU? Each variant runs in a
-fresh process (inductor's options are global, and compiled code is cached per process) and times, interleaved, the
+fresh process (compiled code and dynamo's state are kept per process) and times, interleaved, the
 plain eager fp32 loop and the compiled loop (channels_last, bf16 autocast, as `fast_path` on a CPU with AMX) with the
 variant's options, on the lesson's MNIST tensors. Prints each round and the median ratio per variant.
 
-Variants: base (inductor's defaults), cppwrap (`cpp_wrapper`: a C++ wrapper around the kernels instead of Python),
+Variants: base (inductor's defaults: no C++ wrapper, which `imgcourse.train.compile_options` now adds on a CPU),
+cppwrap (`cpp_wrapper`: a C++ wrapper around the kernels instead of Python),
 autotune (`max_autotune`), conv1x1 (`conv_1x1_as_mm`: the shortcut's 1x1 convolutions as matrix products),
 all (the three together), whole (forward, loss, backward and AdamW compiled as one function, with compiled autograd;
 its AdamW is PyTorch's plain one, compiled, where the other variants and the eager loop use the fused AdamW).
@@ -21,13 +22,12 @@ def one(variant, rounds, steps, warmup, bs, threads):
     import torch, torch.nn.functional as F
     torch.set_num_threads(threads)
     import imgcourse.data  # noqa: F401  (quiets fastai's import warning first)
-    import torch._inductor.config as ic, torch._dynamo.config as dc
+    import torch._dynamo.config as dc
     from imgcourse.resnet import resnet_mnist
     from imgcourse.train import fast_dls, pixel_stats, time_loop, time_steps, mnist_files, split_tensors, cpu_bf16
     from imgcourse.data import get_mnist
-    if variant in ('cppwrap', 'all'): ic.cpp_wrapper = True
-    if variant in ('autotune', 'all'): ic.max_autotune = True
-    if variant in ('conv1x1', 'all'): ic.conv_1x1_as_mm = True
+    # each variant's options in full, so that `compile_options` (the C++ wrapper by default on a CPU) adds nothing
+    opts = dict(cpp_wrapper=variant in ('cppwrap', 'all'), max_autotune=variant in ('autotune', 'all'), conv_1x1_as_mm=variant in ('conv1x1', 'all'))
     xt, yt, xv, yv, vocab = split_tensors(mnist_files(get_mnist(online=False)))
     dl = fast_dls(xt, yt, xv, yv, bs=bs, stats=pixel_stats(xt), vocab=vocab, device='cpu').train
     prec = 'bf16' if cpu_bf16() else 'fp32'
@@ -38,13 +38,13 @@ def one(variant, rounds, steps, warmup, bs, threads):
             with torch.autocast('cpu', dtype=torch.bfloat16, enabled=prec == 'bf16'):
                 loss = F.cross_entropy(m(xb.contiguous(memory_format=torch.channels_last)).float(), yb)
             loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-        fn = torch.compile(inner)
+        fn = torch.compile(inner, options=dict(cpp_wrapper=False))  # inductor's defaults
         def step(b):
             with dc.patch(compiled_autograd=True): fn(*b)
         return time_steps(step, dl, steps, warmup, torch.device('cpu'), time.perf_counter)
     def loop(compiled):
         torch.manual_seed(0)
-        kw = dict(precision=prec, channels_last=True, compile=True) if compiled else {}
+        kw = dict(precision=prec, channels_last=True, compile=dict(options=opts)) if compiled else {}
         return time_loop(resnet_mnist(), dl, steps=steps, warmup=warmup, lr=1e-3, **kw)
     for r in range(rounds):
         e = loop(False); c = whole() if variant == 'whole' else loop(True)

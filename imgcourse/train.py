@@ -494,19 +494,25 @@ class CompiledTrain(Callback):
             self.fn, self.fn_model, self.worked, self.failed = torch.compile(self.model._call_impl, **self.kwargs), self.model, False, False
         self.model._compiled_call_impl = self._call
     def _call(self, *args, **kwargs):
-        "The compiled model; if it cannot be compiled at all (the first batch fails), said once, and the eager model from then on"
+        "The compiled model. If its first forward pass cannot be compiled but runs eagerly, said once, and eager from then on (a forward that failed partway may have run part of the model, e.g. BatchNorm statistics, once more)"
         if self.failed: return self.fn_model._call_impl(*args, **kwargs)
         try: out = self.fn(*args, **kwargs)
         except Exception as e:
-            if self.worked: raise  # it compiled and ran before: this is the model's own error
-            self.failed = True
-            root = e  # the cause, not dynamo's wrapper around it
-            while (inner := getattr(root, 'inner_exception', None) or root.__cause__) is not None: root = inner
-            msg = (str(root).strip().splitlines() or [''])[0][:160]
-            say(f'torch.compile could not compile this model ({type(root).__name__}: {msg}): training stays eager. '
-                'A newer PyTorch may compile it; `learn.to_eager()` stops the attempt for good.', logging.WARNING, once=False)
-            return self.fn_model._call_impl(*args, **kwargs)
-        self.worked = True
+            if self.worked: raise  # it compiled and ran before: raised as it is
+            err = e
+        else:
+            self.worked = True
+            return out
+        out = self.fn_model._call_impl(*args, **kwargs)  # fails too: the model's or the data's own error, raised as it is, compiling stays on
+        self.failed, root, seen = True, err, set()  # the cause, not dynamo's wrappers around it
+        while id(root) not in seen and (inner := getattr(root, 'inner_exception', None) or root.__cause__ or root.__context__) is not None:
+            seen.add(id(root)); root = inner
+        msg = (str(root).strip().splitlines() or [''])[0][:160]
+        say(f'torch.compile could not compile this model ({type(root).__name__}: {msg}): training stays eager. A newer PyTorch may '
+            'compile it; to skip the attempt, leave `to_compiled` out (or pass `compile=False` to `fast_path`).', logging.WARNING, once=False)
+        return out
+    def __getstate__(self):  # a compiled function cannot be pickled: `learn.export()` keeps the settings, compiles again when trained
+        return {k: v for k, v in self.__dict__.items() if k not in ('fn', 'fn_model')} | {'fn': None}
         return out
     def before_validate(self): self.model._compiled_call_impl = None
     def after_fit(self): self.model._compiled_call_impl = None
@@ -516,7 +522,7 @@ def compile_options(device, # where the compiled model runs
                     **kwargs, # `torch.compile` arguments
                    ) -> dict:
     "`kwargs`, plus on a CPU inductor's C++ wrapper around its kernels (`cpp_wrapper`: about 5% more steps/s for lesson 01's ResNet than its Python one), unless `mode` or `options` are given"
-    if torch.device(device).type == 'cpu' and kwargs.get('backend', 'inductor') == 'inductor' and not {'mode', 'options'} & set(kwargs):
+    if torch.device(device).type == 'cpu' and kwargs.get('backend', 'inductor') == 'inductor' and kwargs.get('mode') is None and kwargs.get('options') is None:
         kwargs['options'] = {'cpp_wrapper': True}
     return kwargs
 

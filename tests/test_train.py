@@ -70,6 +70,24 @@ def test_a_model_that_cannot_be_compiled_trains_eagerly_and_says_so(caplog):
     assert losses[-1] < losses[0] and len(learn.recorder.values) == 4
     assert caplog.text.count('could not compile this model') == 1 and 'RecursionError' in caplog.text and 'stays eager' in caplog.text
 
+def test_compiled_train_falls_back_only_when_eager_works_and_only_before_a_compiled_call_has(caplog):
+    import pickle
+    m = tiny_model(); x = torch.randn(2, 1, 12, 12)
+    def fails(*a, **k): raise RuntimeError('inductor: something deep inside')
+    def cb_with(fn, worked=False):
+        cb = CompiledTrain(); cb.fn, cb.fn_model, cb.worked, cb.failed = fn, m, worked, False
+        return cb
+    cb = cb_with(fails, worked=True)  # compiled and ran before: a later error is raised as it is
+    with pytest.raises(RuntimeError, match='deep inside'): cb._call(x)
+    assert not cb.failed
+    cb = cb_with(fails)
+    with pytest.raises(RuntimeError) as e: cb._call(torch.randn(2, 3, 12, 12))  # wrong channels: the data's own error, from the eager model
+    assert 'channels' in str(e.value) and e.value.__context__ is None and not cb.failed   # not chained to the compiler's, compiling stays on
+    with caplog.at_level(logging.WARNING, logger='imgcourse'): out = cb._call(x)
+    torch.testing.assert_close(out, m(x)); assert cb.failed and 'deep inside' in caplog.text
+    cb.fn = torch.compile(m._call_impl, backend='eager')
+    assert pickle.loads(pickle.dumps(cb)).fn is None  # `learn.export()` can pickle it: compiled again when trained
+
 def test_no_compiler_falls_back_loudly(monkeypatch, caplog):
     monkeypatch.setenv('PATH', '')
     monkeypatch.delenv('CXX', raising=False)
