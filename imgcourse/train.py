@@ -513,7 +513,6 @@ class CompiledTrain(Callback):
         return out
     def __getstate__(self):  # a compiled function cannot be pickled: `learn.export()` keeps the settings, compiles again when trained
         return {k: v for k, v in self.__dict__.items() if k not in ('fn', 'fn_model')} | {'fn': None}
-        return out
     def before_validate(self): self.model._compiled_call_impl = None
     def after_fit(self): self.model._compiled_call_impl = None
 
