@@ -186,11 +186,16 @@ class LeanProgress(ProgressCallback):
             self.pbar.comment = f'{self.smooth_loss.item():.4f}'
 
 class DeviceSmoothLoss(AvgSmoothLoss):
-    "`AvgSmoothLoss` that keeps its running value on the loss's device (fastai's copies the loss to the CPU every batch)"
+    """`AvgSmoothLoss` that keeps its running value on the loss's device (fastai's copies the loss to the CPU every batch).
+    It keeps the bias-corrected average itself: fastai's `val/(1-beta**count)`, updated in one operation per batch"""
     def accumulate(self, learn):
-        self.count += 1
-        loss = learn.loss.detach().mean()
-        self.val = torch.lerp(loss, self.val.to(loss.device, loss.dtype), self.beta)
+        loss, b = learn.loss.detach(), self.beta
+        if loss.ndim: loss = loss.mean()
+        if self.val.device != loss.device or self.val.dtype != loss.dtype: self.val = self.val.to(loss.device, loss.dtype)
+        self.count += 1  # corrected average after n batches: a_n = lerp(loss_n, a_(n-1), b*(1-b**(n-1))/(1-b**n))
+        self.val = torch.lerp(loss, self.val, b * (1 - b**(self.count-1)) / (1 - b**self.count))
+    @property
+    def value(self): return self.val
 
 class LeanRecorder(Recorder):
     "`Recorder` without a per-batch GPU sync: smoothed losses stay on the device until the end of each epoch"
@@ -199,12 +204,16 @@ class LeanRecorder(Recorder):
         self.smooth_loss, self._pending = DeviceSmoothLoss(beta=self.smooth_loss.beta), []
     @property
     def name(self): return 'recorder'
+    def before_train(self): super().before_train(); self._mets = list(self._train_mets)  # once per phase, not per batch
+    def before_validate(self): super().before_validate(); self._mets = list(self._valid_mets)
     def after_batch(self):
-        if len(self.yb) == 0: return
-        for met in (self._train_mets if self.training else self._valid_mets): met.accumulate(self.learn)
-        if not self.training: return
-        self.lrs.append(self.opt.hypers[-1]['lr'])
-        self.learn.smooth_loss = v = self.smooth_loss.value
+        learn = self.learn  # the learner's attributes read directly, not through the callback's delegation
+        if len(learn.yb) == 0: return
+        for met in self._mets: met.accumulate(learn)
+        if not learn.training: return
+        opt = learn.opt  # `OptimWrapper.hypers` rebuilds every group's settings; the last group's lr is all we need
+        self.lrs.append(opt.opt.param_groups[-1]['lr'] if isinstance(opt, OptimWrapper) else opt.hypers[-1]['lr'])
+        learn.smooth_loss = v = self.smooth_loss.value
         self._pending.append(v)
     def _flush(self):
         if self._pending: self.losses += torch.stack(self._pending).float().cpu().unbind()
@@ -215,14 +224,16 @@ class LeanRecorder(Recorder):
 class BF16(Callback):
     "bf16 autocast for the forward pass and loss, on the model's device (no `GradScaler` needed)"
     order = 10
+    __setattr__ = object.__setattr__  # its state changes every batch: fastai's `Callback.__setattr__` looks each name up on the learner first
     def before_fit(self):
         if getattr(self, 'active', False): self._exit()  # a fit interrupted mid-batch left its autocast on
         self.ctx, self.active = torch.autocast(next(self.model.parameters()).device.type, dtype=torch.bfloat16), False
     def before_batch(self):
         self._exit(); self.ctx.__enter__(); self.active = True
-    def after_pred(self): self.learn.pred = self.pred.float()
+    def after_pred(self): self.learn.pred = self.learn.pred.float()
     def after_loss(self):  # float32 losses for the Recorder and the callbacks (a GAN's loss comes from its critic, in bf16)
-        self.learn.loss_grad, self.learn.loss = self.loss_grad.float(), self.loss.float(); self._exit()
+        learn = self.learn
+        learn.loss_grad, learn.loss = learn.loss_grad.float(), learn.loss.float(); self._exit()
     def after_cancel_batch(self): self._exit()
     def _exit(self):
         if self.active: self.ctx.__exit__(None, None, None); self.active = False
@@ -238,8 +249,13 @@ class FastCE(nn.CrossEntropyLoss):
 def _handles(cb, event_name):
     return event_name in cb.__dict__ or any(event_name in k.__dict__ for k in type(cb).__mro__ if k is not object)
 
+from fastai.callback.core import _inner_loop
+_per_batch = set(_inner_loop)  # fastai's per-batch events
+_cancels = (CancelBatchException, CancelBackwardException, CancelEpochException, CancelFitException, CancelStepException,
+            CancelTrainException, CancelValidException)
+
 class FastLearner(Learner):
-    "A `Learner` that calls each event only on the callbacks that handle it, and leaves on-device batches alone"
+    "A `Learner` that calls each event only on the callbacks that handle it (per-batch events straight to their methods), and leaves on-device batches alone"
     def add_cb(self, cb):
         self._evcache = {}
         return super().add_cb(cb)
@@ -255,9 +271,19 @@ class FastLearner(Learner):
         if cbs is None:
             if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
             # every callback sees `after_fit`: `Callback.__call__` resets its `run` flag there
-            cbs = self._evcache[event_name] = [cb for cb in self.cbs.sorted('order')
+            cbs = self._evcache[event_name] = [(cb, getattr(cb, event_name) if event_name in _per_batch else None) for cb in self.cbs.sorted('order')
                                                if event_name == 'after_fit' or _handles(cb, event_name)]
-        for cb in cbs: cb(event_name)
+        if event_name not in _per_batch:
+            for cb, _ in cbs: cb(event_name)
+            return
+        # per batch: what `Callback.__call__` does, without its two lookups of `training` through the callback's delegation
+        training, cb = self.training, None
+        try:
+            for cb, meth in cbs:
+                if cb.run and (cb.run_train if training else cb.run_valid): meth()
+        except _cancels: raise
+        except Exception as e:
+            raise modify_exception(e, f'Exception occured in `{type(cb).__name__}` when calling event `{event_name}`:\n\t{e.args[0] if e.args else e!r}', replace=True)
     def _set_device(self, b):
         if getattr(self.dl, 'on_device', False): return b
         return super()._set_device(b)
@@ -702,17 +728,18 @@ def fast_path(learn, # any `Learner`, e.g. from `fast_learner` or `sr_learner`
 class TrainTimer(Callback):
     "Times `steps` training batches after `warmup`, skips validation, then stops the fit; images/s in `ips`"
     order = 100
+    __setattr__ = object.__setattr__  # as `BF16`: counters set every batch, not worth a lookup on the learner each time
     def __init__(self, steps:int=50, warmup:int=5, clock=time.perf_counter):
         self.steps, self.warmup, self.clock = steps, warmup, clock
     def before_fit(self): self.i, self.n, self.t0, self.ips, self.start = 0, 0, None, None, self.clock()
     def before_validate(self): raise CancelValidException()
     def after_batch(self):
-        if not self.training: return
+        if not self.learn.training: return
         self.i += 1
         if self.i == self.warmup:
             _sync(self.dls.device); self.t0 = self.clock()
             self.warm_secs = self.t0 - self.start  # the warm-up batches, compilation included
-        elif self.i > self.warmup: self.n += find_bs(self.yb)
+        elif self.i > self.warmup: self.n += find_bs(self.learn.yb)
         if self.i >= self.warmup + self.steps: raise CancelFitException()
     def after_fit(self):
         if self.t0 is None: return

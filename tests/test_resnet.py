@@ -1,7 +1,7 @@
 "Tests of `imgcourse.resnet`: augmentation, models, the on-device data path and the lean Learner."
 import re
 import numpy as np, pytest, torch, torch.nn as nn
-from fastai.vision.all import Learner, Callback, CrossEntropyLossFlat, ProgressCallback, AvgSmoothLoss, OptimWrapper
+from fastai.vision.all import Learner, Callback, CrossEntropyLossFlat, ProgressCallback, AvgSmoothLoss, OptimWrapper, CancelBatchException
 from imgcourse.data import get_mnist, FASHION_SRC
 from imgcourse.resnet import *
 from imgcourse.train import *
@@ -185,12 +185,51 @@ def test_bf16_and_precision(tensors):
     assert not torch.is_autocast_enabled('cpu')  # and autocast was closed after each batch
 
 def test_device_smooth_loss():
+    "The one-operation bias-corrected average is fastai's, batch after batch (vector and scalar losses)"
     class L_: pass
     a, b = AvgSmoothLoss(), DeviceSmoothLoss()
     for v in [3., 2., 1.5, 1.]:
         l = L_(); l.loss = torch.tensor([v, v + 1])
         a.accumulate(l); b.accumulate(l)
-    assert torch.allclose(a.value, b.value)
+        assert torch.allclose(a.value, b.value)
+    g = torch.Generator().manual_seed(0)
+    for i in range(400):
+        l = L_(); l.loss = torch.rand((), generator=g) * 3 + i % 7
+        a.accumulate(l); b.accumulate(l)
+        assert torch.allclose(a.value, b.value, rtol=1e-5), i
+    b.reset(); l.loss = torch.tensor(5.)
+    b.accumulate(l); assert b.value == 5.  # the first batch's average is its loss
+
+def test_fast_learner_calls_per_batch_events_as_fastai_does(tensors):
+    "Per-batch events go straight to the callbacks' methods: `run`, `run_train`, `run_valid`, cancels and errors as in fastai"
+    xt, yt, xv, yv, vocab = tensors
+    dls = fast_dls(xt[:64], yt[:64], xv[:32], yv[:32], bs=16, vocab=vocab)
+    class Seen(Callback):
+        def __init__(self, **kw): self.n = {'train': 0, 'valid': 0}; [setattr(self, k, v) for k, v in kw.items()]
+        def after_batch(self): self.n['train' if self.learn.training else 'valid'] += 1
+    class SkipSecond(Callback):
+        def before_batch(self):
+            if self.learn.training and self.learn.iter == 1: raise CancelBatchException()
+    class Off(Seen):
+        def before_fit(self): self.run = False  # a callback may switch itself off for one fit
+    class Boom(Callback):
+        def after_loss(self): raise RuntimeError('boom')
+    class Preds(Callback):
+        def __init__(self): self.n = 0
+        def after_pred(self): self.n += 1
+    seen = []
+    for make in (lambda cbs: fast_learner(dls, resnet_mnist((4, 4, 4, 4)), cbs=cbs, precision='fp32', fast=False),
+                 lambda cbs: Learner(dls, resnet_mnist((4, 4, 4, 4)), loss_func=CrossEntropyLossFlat(), cbs=cbs)):
+        cbs = every, train_only, valid_only, off, preds = Seen(), Seen(run_valid=False), Seen(run_train=False), Off(), Preds()
+        l = make(list(cbs) + [SkipSecond()])
+        with l.no_logging(), l.no_bar(): l.fit(1, 1e-3)
+        assert train_only.n['valid'] == 0 and valid_only.n['train'] == 0 and every.n['valid'] == 1  # validation batches are twice as big
+        assert off.n == {'train': 0, 'valid': 0} and off.run  # off for that fit, on again after it
+        assert preds.n == 3 + 1  # the cancelled training batch never reached the model
+        seen.append([c.n for c in cbs] + [len(l.recorder.losses)])
+        l.add_cb(Boom())
+        with pytest.raises(RuntimeError, match='Boom.*after_loss'), l.no_logging(), l.no_bar(): l.fit(1, 1e-3)
+    assert seen[0] == seen[1]  # everything else as fastai's `Learner` does it
 
 def test_timers_run(tensors):
     xt, yt, xv, yv, _ = tensors
