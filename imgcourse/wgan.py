@@ -73,11 +73,12 @@ def wgan_models(size:int=64, # image size, px
                 n_extra_layers:int=1, # extra stride-1 conv layers in each network, as in the lesson
                 n_channels:int=3, # image channels (1 for greyscale)
                 n_features:int=64, # channels of the generator's last (the critic's first) layer, as in the lesson
+                critic_norm:NormType|None=NormType.Batch, # the critic's normalisation: batch norm as in the lesson; None for WGAN-GP
                ) -> tuple:
     "The lesson's generator and critic: fastai's `basic_generator` and `basic_critic` with LeakyReLU(0.2)"
     g = basic_generator(size, n_channels=n_channels, in_sz=n_noise, n_features=n_features, n_extra_layers=n_extra_layers)
     c = basic_critic(size, n_channels=n_channels, n_features=n_features, n_extra_layers=n_extra_layers,
-                     act_cls=partial(nn.LeakyReLU, negative_slope=0.2))
+                     norm_type=critic_norm, act_cls=partial(nn.LeakyReLU, negative_slope=0.2))
     return g, c
 
 # %% ../nbs/05_wgan.ipynb #8eae006a
@@ -124,7 +125,11 @@ def wgan_learner(dls, # from `gan_dls` or `tensor_gan_dls`
     "The lesson's WGAN (`GANLearner.wgan`: clipping, Adam with momentum 0), or WGAN-GP with `gp` (Adam betas (0, 0.9))"
     if generator is None:
         x = dls.one_batch()[1]
-        generator, critic = wgan_models(x.shape[-1], n_channels=x.shape[1])
+        generator, critic = wgan_models(x.shape[-1], n_channels=x.shape[1], critic_norm=NormType.Batch if gp is None else None)
+    if gp is not None and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in critic.modules()):
+        say('WGAN-GP with batch norm in the critic: each image\'s score then depends on its whole batch, and the per-image gradient '
+            'penalty no longer constrains the function it is meant to (Gulrajani et al. 2017, sec. 4). Build the critic without it: '
+            'wgan_models(..., critic_norm=None).', logging.WARNING, once=False)
     opt = partial(Adam, mom=0., sqr_mom=0.99 if gp is None else 0.9)
     cbs = L(cbs) + TrainLog()
     if gp is None: learn = GANLearner.wgan(dls, generator, critic, opt_func=opt, clip=clip, cbs=cbs, **kwargs)

@@ -1,8 +1,9 @@
 "Tests of `imgcourse.wgan`: data, models, gradient penalty, a training step."
-import math
+import math, logging
 import numpy as np, pytest, torch, torch.nn as nn
 from PIL import Image
 from imgcourse.wgan import *
+from fastai.layers import NormType
 
 @pytest.fixture
 def folder(tmp_path):
@@ -100,6 +101,23 @@ def test_shipped_fid_classifier_loads():
     assert info['test_accuracy'] > 0.85 and len(info['stats']) == 2
     assert clf(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
+def _has_bn(m): return any(isinstance(o, nn.modules.batchnorm._BatchNorm) for o in m.modules())
+
+def test_wgan_gp_critic_has_no_batch_norm(caplog):
+    "The penalty is per image: a batch-norm critic mixes the images of a batch, so WGAN-GP builds its critic without it, and warns when given one"
+    x = torch.randint(0, 256, (16, 1, 16, 16), dtype=torch.uint8)
+    dls = tensor_gan_dls(x, bs=8, device='cpu')
+    assert _has_bn(wgan_learner(dls).model.critic)  # the lesson's clipped critic keeps its batch norm
+    with caplog.at_level(logging.INFO, logger='imgcourse'): learn = wgan_learner(dls, gp=10.)
+    assert not _has_bn(learn.model.critic) and not caplog.records
+    with caplog.at_level(logging.INFO, logger='imgcourse'): wgan_learner(dls, *wgan_models(16, n_channels=1, n_features=8, n_extra_layers=0), gp=10.)
+    assert any('critic_norm=None' in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    xb = torch.randn(4, 1, 16, 16, requires_grad=True)
+    for norm, mixes in ((NormType.Batch, True), (None, False)):
+        c = wgan_models(16, n_channels=1, n_features=8, n_extra_layers=0, critic_norm=norm)[1].train()
+        g, = torch.autograd.grad(c(xb)[0].sum(), xb)
+        assert (g[1:].abs().sum() > 0) == mixes  # does image 0's score depend on the other images?
+
 def test_no_none_columns_and_fids_recorded():
     torch.manual_seed(0)
     x = torch.randint(0, 256, (48, 1, 28, 28), dtype=torch.uint8)
@@ -107,7 +125,7 @@ def test_no_none_columns_and_fids_recorded():
     from imgcourse.resnet import resnet_mnist
     fid = FIDScore(resnet_mnist().eval(), (0.3, 0.35), pad32(x[:16]))
     grid = SampleGrid(n=2, fid=fid, n_fid=16)
-    g, c = wgan_models(32, n_channels=1, n_features=8, n_extra_layers=0)
+    g, c = wgan_models(32, n_channels=1, n_features=8, n_extra_layers=0, critic_norm=None)
     learn = wgan_learner(dls, g, c, gp=10., cbs=grid)
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-4, wd=0)
     assert 'valid_loss' not in learn.recorder.metric_names
