@@ -87,6 +87,7 @@ def main():
     def done(l): getattr(l.loss_func, 'loss', l.loss_func).remove()
     res, warm = {}, {}
     for path in only * a.repeat:
+        torch.compiler.reset()  # each round compiles a new model: without this, dynamo's recompile limit (8) turns later rounds eager
         l = learner(path); size = n_params(l.model)
         if path == 'plain':
             ips = time_loop(l.model, dls.train, a.steps, a.warmup, lr=1e-4, precision='fp32' if srnet else prec, loss_func=l.loss_func, wd=1e-3)

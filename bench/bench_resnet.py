@@ -104,6 +104,7 @@ def main():
     if a.profile: return profile(a, tdls, widths, prec)
     res = {}
     for name in a.paths.split(',') * a.repeat:
+        torch.compiler.reset()  # each round compiles a new model: without this, dynamo's recompile limit (8) turns later rounds eager
         torch.manual_seed(0)
         m = resnet_mnist(widths)
         if name == 'fast_path':

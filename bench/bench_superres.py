@@ -63,6 +63,7 @@ def main():
           f'{args.steps} timed steps after {args.warmup} warm-up, {args.precision}, device: {gpu}', flush=True)
     res, warm = {}, {}
     for what in args.only.split(',') * args.repeat:
+        torch.compiler.reset()  # each round compiles a new model: without this, dynamo's recompile limit (8) turns later rounds eager
         l = mk(args.precision if what != 'loop' else 'fp32')
         l.model.load_state_dict(init)
         if what == 'loop':

@@ -71,6 +71,7 @@ def main(args=None):
     warm = {}
     for _ in range(a.repeat):
         for p in runs:
+            torch.compiler.reset()  # with --compile each round compiles new networks: without this, dynamo's recompile limit (8) turns later rounds eager
             if p == 'loop':
                 set_seed(0); g, c = (m.to(dev).train() for m in wgan_models(**kw))
                 runs[p].append(plain_loop(g, c, dls.train, a.steps, a.warmup, a.lr))

@@ -16,11 +16,11 @@ from .data import *
 
 # %% auto #0
 __all__ = ['n_params', 'mnist_files', 'folder_tensors', 'split_tensors', 'pixel_stats', 'TensorDL', 'fast_dls', 'fast_adam',
-           'LeanProgress', 'DeviceSmoothLoss', 'LeanRecorder', 'BF16', 'FastCE', 'FastLearner', 'default_precision',
-           'set_precision', 'fast_learner', 'epoch_lines', 'checkpoints', 'save_atomic', 'load_latest',
-           'EpochCheckpoint', 'fit_resumable', 'speed_up', 'has_compiler', 'CompiledTrain', 'compile_options',
-           'cpu_bf16', 'memory_format', 'OptLayout', 'LayoutProbe', 'fast_path', 'TrainTimer', 'time_learner',
-           'time_steps', 'time_loop', 'RepeatDL', 'repeat_dls']
+           'LeanProgress', 'DeviceSmoothLoss', 'LeanRecorder', 'InFP32', 'fp32_one_channel_convs', 'BF16', 'FastCE',
+           'FastLearner', 'default_precision', 'set_precision', 'fast_learner', 'epoch_lines', 'checkpoints',
+           'save_atomic', 'load_latest', 'EpochCheckpoint', 'fit_resumable', 'speed_up', 'has_compiler',
+           'CompiledTrain', 'compile_options', 'cpu_bf16', 'memory_format', 'OptLayout', 'LayoutProbe', 'fast_path',
+           'TrainTimer', 'time_learner', 'time_steps', 'time_loop', 'RepeatDL', 'repeat_dls']
 
 # %% ../nbs/80_train.ipynb #d56d961e
 def n_params(m:nn.Module) -> int:
@@ -221,13 +221,28 @@ class LeanRecorder(Recorder):
     def after_train(self): self._flush(); super().after_train()
     def after_fit(self): self._flush()
 
+class InFP32:
+    "A module's own forward in float32 with autocast off: set as the instance's `forward` (`del m.forward` undoes it)"
+    def __init__(self, m:nn.Module): self.m = m
+    def __call__(self, x, *args, **kwargs):
+        with torch.autocast(x.device.type, enabled=False): return type(self.m).forward(self.m, x.float(), *args, **kwargs)
+
+def fp32_one_channel_convs(model:nn.Module) -> list:
+    "Make `model`'s convolutions that read a single channel (a greyscale image) run in float32 under autocast; returns them"
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels == 1 and 'forward' not in m.__dict__]
+    for m in convs: m.forward = InFP32(m)
+    return convs
+
 class BF16(Callback):
-    "bf16 autocast for the forward pass and loss, on the model's device (no `GradScaler` needed)"
+    """bf16 autocast for the forward pass and loss, on the model's device (no `GradScaler` needed). On a CPU, convolutions
+    of a single input channel stay in float32: with a reduction only k*k long they give bf16's matrix units nothing to do"""
     order = 10
     __setattr__ = object.__setattr__  # its state changes every batch: fastai's `Callback.__setattr__` looks each name up on the learner first
     def before_fit(self):
         if getattr(self, 'active', False): self._exit()  # a fit interrupted mid-batch left its autocast on
-        self.ctx, self.active = torch.autocast(next(self.model.parameters()).device.type, dtype=torch.bfloat16), False
+        dev = next(self.model.parameters()).device.type
+        if dev == 'cpu': fp32_one_channel_convs(self.model)  # once: a compiled model would be compiled again if it changed
+        self.ctx, self.active = torch.autocast(dev, dtype=torch.bfloat16), False
     def before_batch(self):
         self._exit(); self.ctx.__enter__(); self.active = True
     def after_pred(self): self.learn.pred = self.learn.pred.float()
@@ -787,11 +802,12 @@ def time_loop(model:nn.Module, dl, # a model and a loader of batches (on the mod
               compile=False, # True, or a dict of `torch.compile` arguments: a compiled model (forward and backward; the optimizer stays eager)
               clock=time.perf_counter, # `time.process_time` measures CPU time, steadier on a busy CPU
              ) -> float:
-    "Training images/s of a plain PyTorch loop: forward, `loss_func`, backward, fused `AdamW` step, `zero_grad` (compilation in the warm-up)"
+    "Training images/s of a plain PyTorch loop: forward, `loss_func`, backward, fused `AdamW` step, `zero_grad` (compilation in the warm-up); bf16 on a CPU as `BF16` does it"
     device = torch.device(getattr(dl, 'device', None) or default_device())
     model = model.to(device).train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=fmt)
+    fp32 = fp32_one_channel_convs(model) if precision == 'bf16' and device.type == 'cpu' else []  # as `BF16` does
     opt = fast_adam(list(model.parameters()), lr=lr, wd=wd).opt
     fwd = torch.compile(model, **compile_options(device, **(compile if isinstance(compile, dict) else {}))) if compile else model
     ctx = partial(torch.autocast, device.type, dtype=torch.bfloat16) if precision == 'bf16' else contextlib.nullcontext
@@ -803,6 +819,7 @@ def time_loop(model:nn.Module, dl, # a model and a loader of batches (on the mod
     try: return time_steps(step, dl, steps, warmup, device, clock)
     finally:
         if channels_last: model.to(memory_format=torch.contiguous_format)
+        for m in fp32: del m.forward
 
 # %% ../nbs/80_train.ipynb #afce13b9
 class RepeatDL:

@@ -38,6 +38,13 @@ def test_bench_superres_srnet():
                 '--steps', '2', '--warmup', '1', '--only', 'loop,learner,fast_path', '--fast-bf16', 'yes', '--backend', 'eager')
     assert out.startswith('SRNet') and 'fast_path' in out and 'x of the loop' in out, out
 
+def test_bench_conv_layers():
+    "Every convolution of the lesson's ResNet, forward and both gradients, in both settings"
+    out = bench('bench_conv_layers.py', '--threads', '1', '--bs', '4', '--n', '2', '--widths', '2,2,2,2')
+    rows = [l for l in out.splitlines() if 'stride' in l]
+    assert len(rows) == 13 and all(l.count('/') == 4 and l.endswith('M') for l in rows), out
+    assert 'of it weight gradients' in out and 'fp32, NCHW' in out and 'bf16, channels_last' in out, out
+
 def test_bench_prints_no_warnings():
     "The scripts import the data layer first, so fastai's known import warning is filtered before it fires"
     r = subprocess.run([sys.executable, str(ROOT/'bench'/'bench_resnet.py'), '--help'], cwd=ROOT, capture_output=True, text=True,

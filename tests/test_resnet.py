@@ -184,6 +184,28 @@ def test_bf16_and_precision(tensors):
     assert fl.peek.seen == (True, torch.float32)  # the forward ran under autocast; the logits come back as fp32
     assert not torch.is_autocast_enabled('cpu')  # and autocast was closed after each batch
 
+def test_bf16_on_a_cpu_keeps_one_channel_convolutions_in_fp32(tensors):
+    "Under `BF16` on a CPU a convolution of one input channel (the image) runs in float32, the rest in bf16; compiled too"
+    import pickle
+    xt, yt, xv, yv, vocab = tensors
+    dls = fast_dls(xt[:32], yt[:32], xv[:16], yv[:16], bs=16, vocab=vocab)
+    for compiled in (False, True):
+        m = resnet_mnist((4, 4, 4, 4)); seen = {}
+        convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+        hooks = [c.register_forward_hook(lambda mod, i, o: seen.setdefault(mod.in_channels == 1, set()).add(o.dtype)) for c in convs]
+        fl = fast_learner(dls, m, precision='bf16', fast=False)
+        if compiled: fl.to_compiled(backend='eager')  # traced by dynamo through the float32 forward, no kernels built
+        with fl.no_logging(), fl.no_bar(): fl.fit(1, 1e-3)
+        assert seen == {True: {torch.float32}, False: {torch.bfloat16}}, seen
+        assert 'forward' in convs[0].__dict__ and all('forward' not in c.__dict__ for c in convs[1:])
+        assert set(m.state_dict()) == set(resnet_mnist((4, 4, 4, 4)).state_dict())  # the weights' names are untouched
+    fl.to_eager()
+    with fl.no_logging(), fl.no_bar(): fl.fit(1, 1e-3)  # a second fit does not wrap it twice
+    assert isinstance(convs[0].forward, InFP32) and convs[0].forward.m is convs[0]
+    for h in hooks: h.remove()
+    c2 = next(c for c in pickle.loads(pickle.dumps(fl.model)).modules() if isinstance(c, nn.Conv2d))  # `learn.export()` still works
+    assert isinstance(c2.forward, InFP32) and c2.forward.m is c2
+
 def test_device_smooth_loss():
     "The one-operation bias-corrected average is fastai's, batch after batch (vector and scalar losses)"
     class L_: pass
