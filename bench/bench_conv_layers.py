@@ -60,11 +60,10 @@ def main():
     print(f'{"layer":28s}' + ''.join(f'{name:>26s}' for name, *_ in settings) + f'{"MACs":>10s}')
     total = {name: [0., 0., 0.] for name, *_ in settings}
     for conv, shape in convs:
-        row = f'{conv.in_channels:3d}->{conv.out_channels:<3d} stride {conv.stride[0]} on {shape[2]}x{shape[3]}'
+        row = f'{f"{conv.in_channels:3d}->{conv.out_channels:<3d} stride {conv.stride[0]} on {shape[2]}x{shape[3]}":28s}'
         for name, dtype, fmt in settings:
             t = time_layer(conv, shape, dtype, fmt, a.n)
             total[name] = [u + v for u, v in zip(total[name], t)]
-            row = f'{row:28s}' if name == settings[0][0] else row
             row += f'{t[0]:8.0f} /{t[1]:6.0f} /{t[2]:6.0f}'
         ho = (shape[2] + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
         print(f'{row}{a.bs * ho * ho * conv.weight.numel() / 1e6:9.1f}M')
