@@ -20,12 +20,12 @@ from fastai.data.external import untar_data, URLs, fastai_path
 from fastai.vision.core import PILImage
 
 # %% auto #0
-__all__ = ['MODES', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'FASHION_URL', 'FASHION_FILES', 'env_flag', 'has_gpu',
-           'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'is_whole', 'check_sizes', 'missing_data',
-           'cache_dir', 'offline', 'scratch_dir', 'fetch', 'BadImageError', 'to_rgb', 'show_name', 'show_path',
-           'why_unreadable', 'load_rgb', 'check_image', 'sigterm_as_interrupt', 'pmap', 'image_files', 'PILImageRGB',
-           'get_mnist', 'read_idx', 'idx_len', 'fashion_idx', 'get_fashion_mnist', 'get_photos', 'get_bedrooms',
-           'crappify', 'crappified_name', 'crappify_folder', 'pretrained_ok', 'tv_model']
+__all__ = ['MODES', 'log', 'IMAGE_EXTS', 'FASHION_CLASSES', 'FASHION_SRC', 'FASHION_URL', 'FASHION_FILES', 'SHIPPED_PHOTOS',
+           'env_flag', 'has_gpu', 'mode', 'is_quick', 'by_mode', 'say', 'mode_note', 'data_dir', 'is_whole',
+           'check_sizes', 'missing_data', 'cache_dir', 'offline', 'scratch_dir', 'fetch', 'BadImageError', 'to_rgb',
+           'show_name', 'show_path', 'why_unreadable', 'load_rgb', 'check_image', 'sigterm_as_interrupt', 'pmap',
+           'image_files', 'PILImageRGB', 'get_mnist', 'read_idx', 'idx_len', 'fashion_idx', 'get_fashion_mnist',
+           'get_photos', 'get_bedrooms', 'crappify', 'crappified_name', 'crappify_folder', 'pretrained_ok', 'tv_model']
 
 # %% ../nbs/00_data.ipynb #d0dcf0db
 MODES = ('quick', 'cpu', 'full')
@@ -325,8 +325,10 @@ def image_files(path, # folder to search (recursively)
                 check:bool=True, # open every file, skip unreadable ones and report conversions
                 n_workers:int=None, # processes for the check (default: fastai's `defaults.cpus` for over 500 files)
                 all_files:bool=False, # look at every file, not only image extensions
+                n:int|None=None, # keep a seeded random `n` of the files (before the check: a big folder is not read whole); None: all
+                seed:int=42, # seed for the subset
                ) -> L:
-    "The readable image files under `path`, sorted; says which were skipped (and why) or will be converted"
+    "The readable image files under `path` (or a fixed random `n` of them), sorted; says which were skipped (and why) or will be converted"
     path = Path(path)
     if not path.is_dir():
         what = 'is a file, not a folder' if path.exists() else 'is not a folder'
@@ -334,6 +336,9 @@ def image_files(path, # folder to search (recursively)
     fs = sorted(p for p in path.rglob('*') if p.is_file() and not p.name.startswith('.')
                 and (all_files or p.suffix.lower() in IMAGE_EXTS))
     if not fs: raise FileNotFoundError(f'no image files in {show_name(path)}: put .jpg/.png files there, or point to another folder.')
+    if n is not None:
+        check_sizes(n=n)
+        if n < len(fs): fs = [fs[i] for i in sorted(np.random.default_rng(seed).permutation(len(fs))[:n])]
     if not check: return L(fs)
     n_workers = ifnone(n_workers, defaults.cpus if len(fs) > 500 else 0)
     res = pmap(check_image, fs, n_workers=n_workers, chunksize=64, progress=len(fs) > 2000)
@@ -514,6 +519,8 @@ def get_fashion_mnist(src=None, # a folder with the four IDX files (default: the
     return dest
 
 # %% ../nbs/00_data.ipynb #7b8f32b0
+SHIPPED_PHOTOS = 47  # the scikit-image tiles in `data/photos`: in CPU mode the lessons take this many photos from any folder
+
 def get_photos(path=None, # your own folder of images (default: `IMGCOURSE_PHOTOS`, then Pets, then the shipped tiles)
                online:bool=True, # try `untar_data(URLs.PETS)`
               ) -> Path:
@@ -533,7 +540,7 @@ def get_photos(path=None, # your own folder of images (default: `IMGCOURSE_PHOTO
     p = data_dir()/'photos'
     if not p.exists(): raise FileNotFoundError(f'no photos (pass path= a folder of images): Pets could not be downloaded, and '
                                                + missing_data(p, 'python scripts/make_photos.py'))
-    say(f'photos: offline, 47 tiles of scikit-image photos from {show_path(p)} (the lesson uses Oxford-IIIT Pets, which needs '
+    say(f'photos: offline, {SHIPPED_PHOTOS} tiles of scikit-image photos from {show_path(p)} (the lesson uses Oxford-IIIT Pets, which needs '
         'internet access once; pass path= or set IMGCOURSE_PHOTOS for your own images)', logging.WARNING)
     return p
 

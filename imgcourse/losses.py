@@ -458,12 +458,13 @@ def content_dls(path=None, # folder of photos (default: `get_photos()`)
                 size:int=256, # crop size, px
                 bs:int=8, # batch size
                 valid_pct:float=0.1, # held out
-                seed:int=42, # split seed
+                seed:int=42, # split seed, and the subset's
+                n_items:int|None=None, # use a fixed random subset of this many photos (None: all)
                 **kwargs, # passed to `DataBlock.dataloaders`
                ) -> DataLoaders:
     "DataLoaders of (photo, same photo) pairs at `size` px for training a style network; ImageNet-normalised"
     path = path or get_photos()
-    db = DataBlock(blocks=(ImageBlock(cls=PILImageRGB), ImageBlock(cls=PILImageRGB)), get_items=partial(image_files, check=False),
+    db = DataBlock(blocks=(ImageBlock(cls=PILImageRGB), ImageBlock(cls=PILImageRGB)), get_items=partial(image_files, check=False, n=n_items, seed=seed),
                    get_y=noop, splitter=RandomSplitter(valid_pct, seed=seed),
                    item_tfms=RandomResizedCrop(size, min_scale=0.35), batch_tfms=Normalize.from_stats(*imagenet_stats))
     return db.dataloaders(path, bs=bs, **kwargs)

@@ -34,11 +34,7 @@ def sr_files(path=None, # folder of images (default: `get_photos()`)
             ) -> tuple:
     "`(src, files)`: the readable images under `path` (unreadable ones skipped with a message), optionally subsampled"
     src = Path(path) if path else get_photos()
-    files = image_files(src)
-    if n_items is not None and n_items < len(files):
-        idx = np.random.default_rng(seed).permutation(len(files))[:n_items]
-        files = L(files[i] for i in sorted(idx))
-    return src, files
+    return src, image_files(src, n=n_items, seed=seed)  # the subset is chosen first: only its files are opened
 
 # %% ../nbs/02_unet_superres.ipynb #8008b62a
 def crappy_dir(src, # folder of originals

@@ -180,6 +180,24 @@ def test_image_files_skips_and_names_bad_files(messy, caplog):
 def test_image_files_parallel_check_matches(messy):
     assert image_files(messy, n_workers=2) == image_files(messy, n_workers=0)
 
+def test_image_files_subset_is_fixed_and_opens_only_its_files(tmp_path, monkeypatch):
+    d = tmp_path/'big'; d.mkdir()
+    for i in range(30): Image.new('RGB', (8, 8), (i, 0, 0)).save(d/f'{i:02d}.png')
+    opened = []
+    monkeypatch.setattr(D, 'check_image', lambda f: opened.append(f) or 'ok')
+    some = image_files(d, n=5, seed=3)
+    assert len(some) == 5 and sorted(opened) == list(some), 'only the subset is opened'
+    assert image_files(d, n=5, seed=3) == some and image_files(d, n=5, seed=4) != some  # fixed by the seed
+    assert list(some) == sorted(some) and set(some) <= set(d.glob('*.png'))
+    assert len(image_files(d, n=100)) == 30
+    with pytest.raises(ValueError, match='whole numbers'): image_files(d, n=0)
+
+def test_shipped_photos_count():
+    "CPU mode takes SHIPPED_PHOTOS photos from any folder: as many as the offline tiles, so a run takes the same time online"
+    p = data_dir()/'photos'
+    if not p.is_dir(): pytest.skip('no data/ folder (an installed wheel)')
+    assert len(image_files(p, check=False)) == SHIPPED_PHOTOS
+
 def test_check_image(messy):
     assert check_image(messy/'good.jpg') == 'ok'
     assert check_image(messy/'alpha.png') == 'converted from RGBA'

@@ -249,3 +249,14 @@ def test_stylise_snapshots_must_be_steps(imgs):
     with StyleLoss(imgs[:1], tiny_net(), content_ids=[6], style_ids=[2, 6]) as l:
         assert len(stylise(imgs[:1], l, steps=4, snap_at=[1, 2, 4])) == 3
         with pytest.raises(ValueError, match='between 1 and steps=3'): stylise(imgs[:1], l, steps=3, snap_at=[0, 1, 3])
+
+def test_content_dls_takes_a_fixed_subset(tmp_path):
+    from PIL import Image
+    d = tmp_path/'photos'; d.mkdir()
+    for i in range(30): Image.new('RGB', (40, 30), (i*8 % 256, 0, 0)).save(d/f'{i:02d}.png')
+    dls = content_dls(d, size=16, bs=2, n_items=10, num_workers=0)
+    items = list(dls.train_ds.items) + list(dls.valid_ds.items)
+    assert len(items) == 10 and len(set(items)) == 10
+    again = content_dls(d, size=16, bs=2, n_items=10, num_workers=0)
+    assert sorted(items) == sorted(list(again.train_ds.items) + list(again.valid_ds.items))
+    assert len(content_dls(d, size=16, bs=2, num_workers=0).train_ds) + 3 == 30  # all: 27 train, 3 held out

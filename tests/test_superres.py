@@ -318,3 +318,15 @@ def test_sr_dls_takes_a_rectangle_and_numpy_sizes(tmp_path):
     d = sr_dls(size=(32, 48), bs=np.int64(2), n_items=4, valid_pct=0.25, dest=tmp_path/'crappy', num_workers=0)
     x, y = d.one_batch()
     assert x.shape[-2:] == (32, 48) and y.shape == x.shape
+
+# a big photo folder (Pets online, your own): CPU mode takes a fixed subset, and opens only it
+def _folder(d, n):
+    d.mkdir()
+    for i in range(n): Image.new('RGB', (40, 30), (i*8 % 256, 0, 0)).save(d/f'{i:02d}.png')
+    return d
+
+def test_sr_files_subset_of_a_big_folder(tmp_path):
+    src, fs = sr_files(_folder(tmp_path/'big', 30), n_items=7)
+    assert src == tmp_path/'big' and len(fs) == 7
+    assert sr_files(src, n_items=7)[1] == fs                    # the same photos every run
+    assert len(sr_files(src)[1]) == 30                          # None: all of them
