@@ -5,7 +5,7 @@
 # %% ../nbs/80_train.ipynb #be9ce928
 from __future__ import annotations
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
-import os, json, time, math, contextlib, logging, shutil
+import os, json, time, math, contextlib, logging, shutil, hashlib
 from collections import OrderedDict
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
@@ -18,7 +18,7 @@ from .data import *
 __all__ = ['n_params', 'mnist_files', 'folder_tensors', 'split_tensors', 'pixel_stats', 'TensorDL', 'fast_dls', 'fast_adam',
            'LeanProgress', 'DeviceSmoothLoss', 'LeanRecorder', 'InFP32', 'fp32_one_channel_convs', 'BF16', 'FastCE',
            'FastLearner', 'default_precision', 'set_precision', 'fast_learner', 'epoch_lines', 'checkpoints',
-           'save_atomic', 'load_latest', 'EpochCheckpoint', 'fit_resumable', 'speed_up', 'has_compiler',
+           'fit_setting', 'save_atomic', 'load_latest', 'EpochCheckpoint', 'fit_resumable', 'speed_up', 'has_compiler',
            'CompiledTrain', 'compile_options', 'cpu_bf16', 'memory_format', 'OptLayout', 'LayoutProbe', 'fast_path',
            'TrainTimer', 'time_learner', 'time_steps', 'time_loop', 'RepeatDL', 'repeat_dls']
 
@@ -392,13 +392,39 @@ def _num(v):
     try: return float(v)
     except (TypeError, ValueError, RuntimeError): return None
 
-def _save_record(learn, f:Path, epoch:int):
-    "The `Recorder`'s record of this fit so far, with `epoch`, in `f` (atomically); never stops a fit: a failure is said and passed over"
+def _md5(b:bytes|str) -> str: return hashlib.md5(b.encode() if isinstance(b, str) else b).hexdigest()[:12]
+
+def fit_setting(learn, # a `Learner`
+                n_epoch:int, # epochs of the fit's schedule
+               ) -> dict:
+    "What a checkpoint must have been trained with for `fit_resumable` to resume it: the schedule's epochs, the batch size, the model (its weights' names and shapes; a pretrained start) and the training data (its items, or its tensors), as short fingerprints"
+    dl = learn.dls.train
+    model = _md5('\n'.join(f'{k} {tuple(v.shape)}' for k, v in learn.model.state_dict().items()))
+    items = getattr(dl, 'items', None)
+    if isinstance(items, (list, tuple, L)): data, n = _md5('\n'.join(sorted(map(str, items)))), len(items)
+    elif isinstance(x := getattr(dl, 'x', None), Tensor):  # a `TensorDL`: its images and labels
+        y = getattr(dl, 'y', None)
+        data, n = _md5(x.cpu().numpy().tobytes() + (y.cpu().numpy().tobytes() if isinstance(y, Tensor) else b'')), len(x)
+    else: data, n = None, len(dl)  # neither: only the number of batches is checked
+    return {'epochs': n_epoch, 'bs': getattr(dl, 'bs', None), 'model': model, 'pretrained': getattr(learn, 'pretrained', None), 'data': data, 'n_train': n}
+
+def _other_setting(saved, now:dict) -> str|None:
+    "How the setting `saved` with a checkpoint differs from this fit's, in words; None if it is the same"
+    if not isinstance(saved, dict): return None if saved == now else 'by an earlier version of imgcourse, or with its record lost, so what it was trained on cannot be checked'
+    why = [f'for {saved.get("epochs")} epochs (this fit: {now["epochs"]})' if saved.get('epochs') != now['epochs'] else '',
+           f'with batch size {saved.get("bs")} (this fit: {now["bs"]})' if saved.get('bs') != now['bs'] else '',
+           'with another model' if saved.get('model') != now['model'] else '',
+           f'from {"pretrained" if saved.get("pretrained") else "random"} weights (this fit: {"pretrained" if now["pretrained"] else "random"})' if saved.get('pretrained') != now['pretrained'] else '',
+           f'on other training data ({saved.get("n_train")} items; this fit: {now["n_train"]})' if (saved.get('data'), saved.get('n_train')) != (now['data'], now['n_train']) else '']
+    return ', '.join(w for w in why if w) or None
+
+def _save_record(learn, f:Path, epoch:int, setting:dict|None=None):
+    "The `Recorder`'s record of this fit so far, with `epoch` and the fit's `setting`, in `f` (atomically); never stops a fit: a failure is said and passed over"
     rec = getattr(learn, 'recorder', None)
-    if rec is None: return
+    if rec is None and setting is None: return
     tmp = f.with_name(f'.{f.name}.{os.getpid()}.part')
     try:
-        d = {k: _num(getattr(rec, k, [])) for k in _RECORD} | {'metric_names': [str(o) for o in getattr(rec, 'metric_names', [])], 'epoch': epoch}
+        d = {k: _num(getattr(rec, k, [])) for k in _RECORD} | {'metric_names': [str(o) for o in getattr(rec, 'metric_names', [])], 'epoch': epoch, 'setting': setting}
         f.parent.mkdir(parents=True, exist_ok=True)  # the first checkpoint of a learner: its models/ folder comes with it
         tmp.write_text(json.dumps(d)); os.replace(tmp, f)
     except Exception as e:
@@ -432,11 +458,27 @@ def save_atomic(learn, # a `Learner`
     finally: tmp.unlink(missing_ok=True)
     return f
 
+def _read_setting(f:Path):
+    "The setting saved in the record `f` beside a checkpoint; `False` if there is none (no record, or one from an earlier version)"
+    try: d = json.loads(f.read_text())
+    except (OSError, ValueError): return False
+    return d.get('setting', False) if isinstance(d, dict) else False
+
 def load_latest(learn, # a `Learner`
                 fname:str, # checkpoint name
+                setting:dict|None=None, # `fit_setting` of the fit that resumes: checkpoints trained otherwise are set aside, not loaded
                ) -> int|None:
-    "Load the newest readable checkpoint `fname_{epoch}` into `learn` and return its epoch; unreadable ones are named and set aside"
+    "Load the newest readable checkpoint `fname_{epoch}` (trained with `setting`, if given) into `learn` and return its epoch; unreadable ones, and others' ones, are named and set aside"
     for e, f in sorted(checkpoints(learn, fname).items(), reverse=True):
+        j = f.with_suffix('.json')
+        if setting is not None and (why := _other_setting(saved := _read_setting(j), setting)):
+            tag = _md5(json.dumps(saved, sort_keys=True)) if saved else 'unchecked'
+            aside = f.with_name(f'{f.stem}.{tag}.pth')
+            os.replace(f, aside)
+            if j.exists(): os.replace(j, aside.with_suffix('.json'))  # its record goes with it
+            say(f'{f.name} was trained {why}: it is not resumed, and this stage trains from the start. '
+                f'It is kept as {aside.name}; delete it, or rename it back to {f.name} to resume it anyway.', logging.WARNING, once=False)
+            continue
         try: learn.load(f'{fname}_{e}', with_opt=True)
         except Exception as ex:
             bad = f.with_suffix('.corrupt')
@@ -454,6 +496,7 @@ class EpochCheckpoint(Callback):
     order = 61
     def __init__(self, fname:str='model', # checkpoint name
                  min_gap:float=0., # seconds: skip saves closer than this to the last one (the last epoch is always saved)
+                 setting:dict|None=None, # `fit_setting` of the fit, saved with each checkpoint's record
                 ): store_attr()
     def before_fit(self): self.t_save = time.time()
     def before_epoch(self): self.trained = False
@@ -462,7 +505,7 @@ class EpochCheckpoint(Callback):
         if not self.trained: return  # an epoch skipped while resuming
         if self.epoch < self.n_epoch-1 and time.time() - self.t_save < self.min_gap: return
         name = f'{self.fname}_{self.epoch}'
-        _save_record(self.learn, self.learn.path/self.learn.model_dir/f'{name}.json', self.epoch)  # first: a kill between leaves the old pair whole
+        _save_record(self.learn, self.learn.path/self.learn.model_dir/f'{name}.json', self.epoch, self.setting)  # first: a kill between leaves the old pair whole
         save_atomic(self.learn, name)
         self.t_save = time.time()
         for e, f in checkpoints(self.learn, self.fname).items():
@@ -484,19 +527,19 @@ def fit_resumable(learn, # a `Learner`
            n_epoch:int, # epochs in the one-cycle schedule
            lr=None, # max learning rate (or a `slice`)
            fname:str|None=None, # checkpoint after every epoch under this name; None: no checkpoints
-           resume:bool=True, # continue from the latest checkpoint `fname_{epoch}` if there is one
+           resume:bool=True, # continue from the latest checkpoint `fname_{epoch}` if there is one, trained with the same `fit_setting`
            min_gap:float=0., # seconds between checkpoints (0: every epoch)
            **kwargs, # passed to `fit_one_cycle` (pct_start, cbs, ...)
           ):
     "`fit_one_cycle` that checkpoints every epoch and, after an interruption, resumes where it stopped"
-    start = 0
-    if fname is not None and resume and (last := load_latest(learn, fname)) is not None:
+    start, setting = 0, (fit_setting(learn, n_epoch) if fname is not None else None)
+    if fname is not None and resume and (last := load_latest(learn, fname, setting)) is not None:
         start = last + 1
         if start >= n_epoch:  # that stage had finished: nothing to train, and its record comes back with its weights
             _load_record(learn, checkpoints(learn, fname)[last].with_suffix('.json'), fname, last)
             return learn
     quiet = _QuietSkip(start)
-    cbs = L(kwargs.pop('cbs', None)) + (L(EpochCheckpoint(fname, min_gap)) if fname else L()) + (L(quiet) if start else L())
+    cbs = L(kwargs.pop('cbs', None)) + (L(EpochCheckpoint(fname, min_gap, setting)) if fname else L()) + (L(quiet) if start else L())
     try: learn.fit_one_cycle(n_epoch, lr, start_epoch=start, cbs=cbs, **kwargs)
     finally:  # stopped (Ctrl-C, SIGTERM) during a skipped epoch: the logger comes back all the same
         if quiet._logger is not None: learn.logger, quiet._logger = quiet._logger, None

@@ -1,5 +1,5 @@
 "The training kit's speed switches: a compiled Learner trains like an eager one, and every switch undoes."
-import logging
+import logging, types
 import pytest, torch, torch.nn as nn
 from pathlib import Path
 from fastai.vision.all import Learner, CrossEntropyLossFlat, set_seed, Callback, CancelFitException
@@ -140,7 +140,8 @@ def test_fit_resumable_passes_over_a_damaged_checkpoint(tmp_path, caplog):
     learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
     with learn.no_bar(), learn.no_logging(): fit_resumable(learn, 3, 1e-2, fname='t', cbs=_StopAfterFirstEpoch())
     good = checkpoints(learn, 't')[0]
-    bad = good.with_name('t_1.pth'); bad.write_bytes(good.read_bytes()[:100])  # a newer checkpoint, cut short by a kill
+    bad = good.with_name('t_1.pth'); bad.write_bytes(good.read_bytes()[:100])  # a newer checkpoint, damaged on disk
+    bad.with_suffix('.json').write_text(good.with_suffix('.json').read_text().replace('"epoch": 0', '"epoch": 1'))  # with its record
     assert list(checkpoints(learn, 't')) == [0, 1]
     with caplog.at_level(logging.WARNING, logger='imgcourse'), learn.no_bar(), learn.no_logging():
         fit_resumable(learn, 3, 1e-2, fname='t')
@@ -172,10 +173,53 @@ def test_a_finished_stage_run_again_loads_its_weights_and_its_record(tmp_path, c
     other = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
     with other.no_bar(), other.no_logging(): fit_resumable(other, 2, 1e-2, fname='t')
     assert other.recorder.values == []
-    (tmp_path/'models'/'t_1.json').unlink()  # a checkpoint from before records were kept
+    (tmp_path/'models'/'t_1.json').unlink()  # a checkpoint from before records were kept: what it was trained on is unknown
     caplog.clear(); old = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
     with caplog.at_level(logging.INFO, logger='imgcourse'), old.no_bar(), old.no_logging(): fit_resumable(old, 2, 1e-2, fname='t')
-    assert old.recorder.values == [] and old.recorder.losses == [] and 'No record of its losses was kept' in caplog.text
+    assert 'cannot be checked' in caplog.text and 't_1.unchecked.pth' in caplog.text
+    assert len(old.recorder.values) == 2 and (tmp_path/'models'/'t_1.unchecked.pth').exists()  # trained afresh; the old one kept aside
+
+def test_a_checkpoint_trained_otherwise_is_set_aside_not_resumed(tmp_path, caplog):
+    "A cached checkpoint of the same name from another run (other photos, other epochs, another model) would be resumed as if it were this run's"
+    set_seed(0)
+    first = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with first.no_bar(), first.no_logging(): fit_resumable(first, 2, 1e-2, fname='t')
+    w_first = [v.clone() for v in first.model.state_dict().values()]
+    x2 = tiny_dls(); x2.train.x = x2.train.x.flip(0)  # the same shapes and sizes, other images in another order
+    for dls, n_epoch, model, says in ((x2, 2, tiny_model(), 'on other training data (192 items; this fit: 192)'),
+                                      (tiny_dls(), 3, tiny_model(), 'for 2 epochs (this fit: 3)'),
+                                      (tiny_dls(bs=16), 2, tiny_model(), 'with batch size 32 (this fit: 16)'),
+                                      (tiny_dls(), 2, nn.Sequential(*tiny_model()[:3], nn.Conv2d(8, 2, 1), *tiny_model()[4:]), 'with another model')):
+        caplog.clear()
+        other = fast_learner(dls, model, precision='fp32', path=tmp_path)
+        with caplog.at_level(logging.INFO, logger='imgcourse'), other.no_bar(), other.no_logging(): fit_resumable(other, n_epoch, 1e-2, fname='t')
+        assert says in caplog.text and 'not resumed' in caplog.text, caplog.text
+        assert 'resuming' not in caplog.text and len(other.recorder.values) == n_epoch  # trained from the start
+        assert list(checkpoints(other, 't')) == [n_epoch - 1]  # the new run's checkpoint is the only one resumable
+    models = tmp_path/'models'
+    assert len(list(models.glob('t_*.*.pth'))) == 4 and len(list(models.glob('t_*.*.json'))) == 4  # each run's set aside, with its record
+    # the same setting again: the latest checkpoint is resumed as it always was
+    caplog.clear(); again = fast_learner(tiny_dls(), nn.Sequential(*tiny_model()[:3], nn.Conv2d(8, 2, 1), *tiny_model()[4:]), precision='fp32', path=tmp_path)
+    with caplog.at_level(logging.INFO, logger='imgcourse'), again.no_bar(), again.no_logging(): fit_resumable(again, 2, 1e-2, fname='t')
+    assert 'trained to the end by an earlier run' in caplog.text and 'not resumed' not in caplog.text
+    # nothing was lost: the first run's checkpoint, renamed back by hand as the warning says, is resumed
+    (models/'t_1.pth').unlink(); (models/'t_1.json').unlink()
+    kept = [f for f in models.glob('t_1.*.pth') if torch.equal(torch.load(f, weights_only=False)['model']['0.weight'], w_first[0])]
+    assert len(kept) == 1
+    kept[0].with_suffix('.json').rename(models/'t_1.json'); kept[0].rename(models/'t_1.pth')
+    back = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with back.no_bar(), back.no_logging(): fit_resumable(back, 2, 1e-2, fname='t')
+    assert all(torch.equal(a, b) for a, b in zip(w_first, back.model.state_dict().values()))
+
+def test_fit_setting_tells_runs_apart():
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32')
+    s = fit_setting(learn, 3)
+    assert s == fit_setting(fast_learner(tiny_dls(), tiny_model(), precision='fp32'), 3)  # the same run in another process: the same
+    assert s['n_train'] == 192 and s['bs'] == 32 and s['epochs'] == 3
+    items = lambda names: types.SimpleNamespace(dls=types.SimpleNamespace(train=types.SimpleNamespace(items=names, bs=8)), model=tiny_model())
+    a, b = fit_setting(items(['p/a.jpg', 'p/b.jpg']), 1), fit_setting(items(['p/b.jpg', 'p/a.jpg']), 1)
+    assert a == b and a['n_train'] == 2  # a folder's photos, in any order
+    assert fit_setting(items(['q/a.jpg', 'q/b.jpg']), 1)['data'] != a['data']  # another folder's
 
 def test_a_metric_of_several_numbers_does_not_stop_a_checkpointed_fit(tmp_path):
     "fastai keeps a metric that is not one number as it is; its record is `None`, and the fit and its checkpoints go on"
