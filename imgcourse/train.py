@@ -464,21 +464,35 @@ def _read_setting(f:Path):
     except (OSError, ValueError): return False
     return d.get('setting', False) if isinstance(d, dict) else False
 
+def _setting_tag(saved) -> str: return _md5(json.dumps(saved, sort_keys=True)) if saved else 'unchecked'
+
+def _swap_aside(learn, fname:str, setting:dict):
+    "Set aside the checkpoints `fname_{epoch}` trained otherwise than `setting` (renamed `fname_{epoch}.{tag}`, with their records); then, if none is left, put back the newest that an earlier run set aside with this very setting"
+    for e, f in checkpoints(learn, fname).items():
+        j = f.with_suffix('.json')
+        if not (why := _other_setting(saved := _read_setting(j), setting)): continue
+        aside = f.with_name(f'{f.stem}.{_setting_tag(saved)}.pth')
+        os.replace(f, aside)
+        if j.exists(): os.replace(j, aside.with_suffix('.json'))  # its record goes with it
+        say(f'{f.name} was trained {why}: it is not resumed, and this stage trains from the start. It is kept as {aside.name}, '
+            f'which a run with its setting takes back; to use its weights here anyway, `learn.load({aside.stem!r})`.', logging.WARNING, once=False)
+    if checkpoints(learn, fname): return
+    tag, found = _setting_tag(setting), {}
+    for p in (learn.path/learn.model_dir).glob(f'{fname}_*.{tag}.pth'):
+        e = p.name[len(fname)+1:-len(f'.{tag}.pth')]
+        if e.isdigit() and _read_setting(p.with_suffix('.json')) == setting: found[int(e)] = p
+    if found:
+        e = max(found); p = found[e]; f = p.with_name(f'{fname}_{e}.pth')
+        os.replace(p.with_suffix('.json'), f.with_suffix('.json')); os.replace(p, f)  # the record first, as `EpochCheckpoint` writes them
+        say(f'{fname}: the checkpoint of epoch {e} that an earlier run set aside ({p.name}) was trained with this setting: it is back as {f.name}', once=False)
+
 def load_latest(learn, # a `Learner`
                 fname:str, # checkpoint name
                 setting:dict|None=None, # `fit_setting` of the fit that resumes: checkpoints trained otherwise are set aside, not loaded
                ) -> int|None:
     "Load the newest readable checkpoint `fname_{epoch}` (trained with `setting`, if given) into `learn` and return its epoch; unreadable ones, and others' ones, are named and set aside"
+    if setting is not None: _swap_aside(learn, fname, setting)
     for e, f in sorted(checkpoints(learn, fname).items(), reverse=True):
-        j = f.with_suffix('.json')
-        if setting is not None and (why := _other_setting(saved := _read_setting(j), setting)):
-            tag = _md5(json.dumps(saved, sort_keys=True)) if saved else 'unchecked'
-            aside = f.with_name(f'{f.stem}.{tag}.pth')
-            os.replace(f, aside)
-            if j.exists(): os.replace(j, aside.with_suffix('.json'))  # its record goes with it
-            say(f'{f.name} was trained {why}: it is not resumed, and this stage trains from the start. '
-                f'It is kept as {aside.name}; delete it, or rename it back to {f.name} to resume it anyway.', logging.WARNING, once=False)
-            continue
         try: learn.load(f'{fname}_{e}', with_opt=True)
         except Exception as ex:
             bad = f.with_suffix('.corrupt')

@@ -1,5 +1,5 @@
 "The training kit's speed switches: a compiled Learner trains like an eager one, and every switch undoes."
-import logging, types
+import logging, types, re
 import pytest, torch, torch.nn as nn
 from pathlib import Path
 from fastai.vision.all import Learner, CrossEntropyLossFlat, set_seed, Callback, CancelFitException
@@ -202,14 +202,17 @@ def test_a_checkpoint_trained_otherwise_is_set_aside_not_resumed(tmp_path, caplo
     caplog.clear(); again = fast_learner(tiny_dls(), nn.Sequential(*tiny_model()[:3], nn.Conv2d(8, 2, 1), *tiny_model()[4:]), precision='fp32', path=tmp_path)
     with caplog.at_level(logging.INFO, logger='imgcourse'), again.no_bar(), again.no_logging(): fit_resumable(again, 2, 1e-2, fname='t')
     assert 'trained to the end by an earlier run' in caplog.text and 'not resumed' not in caplog.text
-    # nothing was lost: the first run's checkpoint, renamed back by hand as the warning says, is resumed
-    (models/'t_1.pth').unlink(); (models/'t_1.json').unlink()
-    kept = [f for f in models.glob('t_1.*.pth') if torch.equal(torch.load(f, weights_only=False)['model']['0.weight'], w_first[0])]
-    assert len(kept) == 1
-    kept[0].with_suffix('.json').rename(models/'t_1.json'); kept[0].rename(models/'t_1.pth')
-    back = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
-    with back.no_bar(), back.no_logging(): fit_resumable(back, 2, 1e-2, fname='t')
-    assert all(torch.equal(a, b) for a, b in zip(w_first, back.model.state_dict().values()))
+    # nothing was lost: the first run's setting again takes its own checkpoint back, finished, with its weights and record
+    caplog.clear(); back = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with caplog.at_level(logging.INFO, logger='imgcourse'), back.no_bar(), back.no_logging(): fit_resumable(back, 2, 1e-2, fname='t')
+    assert 'set aside' in caplog.text and 'it is back as t_1.pth' in caplog.text and 'trained to the end by an earlier run' in caplog.text, caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(w_first, back.model.state_dict().values())) and len(back.recorder.values) == 2
+    assert len(list(models.glob('t_*.*.pth'))) == 4  # the last run's went aside in its place
+    # its weights can still be loaded by hand under the name the warning gives
+    name = re.search(r"learn\.load\('([^']+)'\)", caplog.text).group(1)
+    other = fast_learner(tiny_dls(), nn.Sequential(*tiny_model()[:3], nn.Conv2d(8, 2, 1), *tiny_model()[4:]), precision='fp32', path=tmp_path)
+    other.load(name)  # the last run's, with its 1x1 convolution
+    assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), other.model.state_dict().values()))
 
 def test_fit_setting_tells_runs_apart():
     learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32')
