@@ -5,7 +5,7 @@
 # %% ../nbs/80_train.ipynb #be9ce928
 from __future__ import annotations
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
-import os, json, time, math, contextlib, logging, shutil, hashlib
+import os, json, time, math, contextlib, logging, shutil, hashlib, glob
 from collections import OrderedDict
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
@@ -377,7 +377,7 @@ def checkpoints(learn, # a `Learner`
                ) -> dict:
     "The epochs for which `learn` has a checkpoint `fname_{epoch}`, with their files"
     ck = {}
-    for p in (learn.path/learn.model_dir).glob(f'{fname}_*.pth'):
+    for p in (learn.path/learn.model_dir).glob(f'{glob.escape(fname)}_*.pth'):
         e = p.stem[len(fname)+1:]
         if e.isdigit(): ck[int(e)] = p
     return dict(sorted(ck.items()))
@@ -400,23 +400,30 @@ def fit_setting(learn, # a `Learner`
     "What a checkpoint must have been trained with for `fit_resumable` to resume it: the schedule's epochs, the batch size, the model (its weights' names and shapes; a pretrained start) and the training data (its items, or its tensors), as short fingerprints"
     dl = learn.dls.train
     model = _md5('\n'.join(f'{k} {tuple(v.shape)}' for k, v in learn.model.state_dict().items()))
-    items = getattr(dl, 'items', None)
+    items, unit = getattr(dl, 'items', None), 'items'
     if isinstance(items, (list, tuple, L)): data, n = _md5('\n'.join(sorted(map(str, items)))), len(items)
     elif isinstance(x := getattr(dl, 'x', None), Tensor):  # a `TensorDL`: its images and labels
         y = getattr(dl, 'y', None)
         data, n = _md5(x.cpu().numpy().tobytes() + (y.cpu().numpy().tobytes() if isinstance(y, Tensor) else b'')), len(x)
-    else: data, n = None, len(dl)  # neither: only the number of batches is checked
-    return {'epochs': n_epoch, 'bs': getattr(dl, 'bs', None), 'model': model, 'pretrained': getattr(learn, 'pretrained', None), 'data': data, 'n_train': n}
+    else: data, n, unit = None, len(dl), 'batches'  # neither: only the number of batches is checked
+    bs, pre = getattr(dl, 'bs', None), getattr(learn, 'pretrained', None)
+    return {'epochs': int(n_epoch), 'bs': None if bs is None else int(bs), 'model': model, 'pretrained': None if pre is None else bool(pre),
+            'data': data, 'n_train': int(n), 'unit': unit}  # plain Python values: the same after a JSON round trip
+
+_START = {True: 'pretrained', False: 'random', None: 'unstated'}
 
 def _other_setting(saved, now:dict) -> str|None:
     "How the setting `saved` with a checkpoint differs from this fit's, in words; None if it is the same"
-    if not isinstance(saved, dict): return None if saved == now else 'by an earlier version of imgcourse, or with its record lost, so what it was trained on cannot be checked'
+    if not isinstance(saved, dict):
+        return ('with no setting saved beside it (made by an earlier version of imgcourse, by `EpochCheckpoint` outside `fit_resumable`, '
+                'or its record was lost), so what it was trained on cannot be checked')
     why = [f'for {saved.get("epochs")} epochs (this fit: {now["epochs"]})' if saved.get('epochs') != now['epochs'] else '',
            f'with batch size {saved.get("bs")} (this fit: {now["bs"]})' if saved.get('bs') != now['bs'] else '',
            'with another model' if saved.get('model') != now['model'] else '',
-           f'from {"pretrained" if saved.get("pretrained") else "random"} weights (this fit: {"pretrained" if now["pretrained"] else "random"})' if saved.get('pretrained') != now['pretrained'] else '',
-           f'on other training data ({saved.get("n_train")} items; this fit: {now["n_train"]})' if (saved.get('data'), saved.get('n_train')) != (now['data'], now['n_train']) else '']
-    return ', '.join(w for w in why if w) or None
+           f'from {_START.get(saved.get("pretrained"))} weights (this fit: {_START[now["pretrained"]]})' if saved.get('pretrained') != now['pretrained'] else '',
+           f'on other training data ({saved.get("n_train")} {saved.get("unit", "items")}; this fit: {now["n_train"]} {now["unit"]})'
+           if any(saved.get(k) != now[k] for k in ('data', 'n_train', 'unit')) else '']
+    return ', '.join(w for w in why if w) or 'with a setting saved in another form' 
 
 def _save_record(learn, f:Path, epoch:int, setting:dict|None=None):
     "The `Recorder`'s record of this fit so far, with `epoch` and the fit's `setting`, in `f` (atomically); never stops a fit: a failure is said and passed over"
@@ -464,34 +471,47 @@ def _read_setting(f:Path):
     except (OSError, ValueError): return False
     return d.get('setting', False) if isinstance(d, dict) else False
 
-def _setting_tag(saved) -> str: return _md5(json.dumps(saved, sort_keys=True)) if saved else 'unchecked'
+def _setting_tag(saved, f:Path) -> str:
+    "The suffix a checkpoint `f` trained with `saved` is set aside under: its setting's md5, or one of its file's size and time when it has none"
+    if isinstance(saved, dict): return _md5(json.dumps(saved, sort_keys=True))
+    st = f.stat()
+    return f'unchecked-{_md5(f"{st.st_size}-{st.st_mtime_ns}")}'  # one name per file: never over another set-aside one
 
-def _swap_aside(learn, fname:str, setting:dict):
-    "Set aside the checkpoints `fname_{epoch}` trained otherwise than `setting` (renamed `fname_{epoch}.{tag}`, with their records); then, if none is left, put back the newest that an earlier run set aside with this very setting"
+def _set_aside_others(learn, fname:str, setting:dict) -> list:
+    "Rename the checkpoints `fname_{epoch}` trained otherwise than `setting` to `fname_{epoch}.{tag}`, with their records, and say so; the names they got"
+    moved = []
     for e, f in checkpoints(learn, fname).items():
         j = f.with_suffix('.json')
-        if not (why := _other_setting(saved := _read_setting(j), setting)): continue
-        aside = f.with_name(f'{f.stem}.{_setting_tag(saved)}.pth')
-        os.replace(f, aside)
-        if j.exists(): os.replace(j, aside.with_suffix('.json'))  # its record goes with it
-        say(f'{f.name} was trained {why}: it is not resumed, and this stage trains from the start. It is kept as {aside.name}, '
-            f'which a run with its setting takes back; to use its weights here anyway, `learn.load({aside.stem!r})`.', logging.WARNING, once=False)
+        if (saved := _read_setting(j)) == setting: continue
+        why, aside = _other_setting(saved, setting), f.with_name(f'{f.stem}.{_setting_tag(saved, f)}.pth')
+        os.replace(f, aside)  # the weights first: a kill before the record moves leaves it where `_put_back` looks too
+        if j.exists(): os.replace(j, aside.with_suffix('.json'))
+        moved.append(aside)
+        say(f'{f.name} was trained {why}: it is not resumed here. It is kept as {aside.name}'
+            + (', which a later run with its setting takes back' if isinstance(saved, dict) else '')
+            + f'; to use its weights anyway, `learn.load({aside.stem!r})`.', logging.WARNING, once=False)
+    return moved
+
+def _put_back(learn, fname:str, setting:dict):
+    "If no checkpoint `fname_{epoch}` is in place, put back the newest one an earlier run set aside with this very setting"
     if checkpoints(learn, fname): return
-    tag, found = _setting_tag(setting), {}
-    for p in (learn.path/learn.model_dir).glob(f'{fname}_*.{tag}.pth'):
+    d, tag, found = learn.path/learn.model_dir, _setting_tag(setting, None), {}
+    for p in d.glob(f'{glob.escape(fname)}_*.{tag}.pth'):
         e = p.name[len(fname)+1:-len(f'.{tag}.pth')]
-        if e.isdigit() and _read_setting(p.with_suffix('.json')) == setting: found[int(e)] = p
-    if found:
-        e = max(found); p = found[e]; f = p.with_name(f'{fname}_{e}.pth')
-        os.replace(p.with_suffix('.json'), f.with_suffix('.json')); os.replace(p, f)  # the record first, as `EpochCheckpoint` writes them
-        say(f'{fname}: the checkpoint of epoch {e} that an earlier run set aside ({p.name}) was trained with this setting: it is back as {f.name}', once=False)
+        if not e.isdigit(): continue
+        rec = p.with_suffix('.json') if p.with_suffix('.json').exists() else d/f'{fname}_{e}.json'  # the record, or where a kill left it
+        if _read_setting(rec) == setting: found[int(e)] = (p, rec)
+    if not found: return
+    e = max(found); (p, rec), f = found[e], d/f'{fname}_{e}.pth'
+    os.replace(rec, f.with_suffix('.json')); os.replace(p, f)  # the record first, as `EpochCheckpoint` writes them
+    say(f'{fname}: the checkpoint of epoch {e} that an earlier run set aside ({p.name}) was trained with this setting: it is back as {f.name}', once=False)
 
 def load_latest(learn, # a `Learner`
                 fname:str, # checkpoint name
                 setting:dict|None=None, # `fit_setting` of the fit that resumes: checkpoints trained otherwise are set aside, not loaded
                ) -> int|None:
     "Load the newest readable checkpoint `fname_{epoch}` (trained with `setting`, if given) into `learn` and return its epoch; unreadable ones, and others' ones, are named and set aside"
-    if setting is not None: _swap_aside(learn, fname, setting)
+    if setting is not None: _set_aside_others(learn, fname, setting); _put_back(learn, fname, setting)
     for e, f in sorted(checkpoints(learn, fname).items(), reverse=True):
         try: learn.load(f'{fname}_{e}', with_opt=True)
         except Exception as ex:
@@ -524,7 +544,7 @@ class EpochCheckpoint(Callback):
         self.t_save = time.time()
         for e, f in checkpoints(self.learn, self.fname).items():
             if e != self.epoch: f.unlink(missing_ok=True)  # only the latest is kept
-        for j in (self.learn.path/self.learn.model_dir).glob(f'{self.fname}_*.json'):  # and its record: none without its weights
+        for j in (self.learn.path/self.learn.model_dir).glob(f'{glob.escape(self.fname)}_*.json'):  # and its record: none without its weights
             if j.stem != name and j.stem[len(self.fname)+1:].isdigit(): j.unlink(missing_ok=True)
 
 class _QuietSkip(Callback):
@@ -547,6 +567,7 @@ def fit_resumable(learn, # a `Learner`
           ):
     "`fit_one_cycle` that checkpoints every epoch and, after an interruption, resumes where it stopped"
     start, setting = 0, (fit_setting(learn, n_epoch) if fname is not None else None)
+    if fname is not None and not resume: _set_aside_others(learn, fname, setting)  # a fresh start overwrites this setting's checkpoints only
     if fname is not None and resume and (last := load_latest(learn, fname, setting)) is not None:
         start = last + 1
         if start >= n_epoch:  # that stage had finished: nothing to train, and its record comes back with its weights

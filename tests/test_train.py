@@ -1,5 +1,6 @@
 "The training kit's speed switches: a compiled Learner trains like an eager one, and every switch undoes."
 import logging, types, re
+import numpy as np
 import pytest, torch, torch.nn as nn
 from pathlib import Path
 from fastai.vision.all import Learner, CrossEntropyLossFlat, set_seed, Callback, CancelFitException
@@ -176,8 +177,9 @@ def test_a_finished_stage_run_again_loads_its_weights_and_its_record(tmp_path, c
     (tmp_path/'models'/'t_1.json').unlink()  # a checkpoint from before records were kept: what it was trained on is unknown
     caplog.clear(); old = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
     with caplog.at_level(logging.INFO, logger='imgcourse'), old.no_bar(), old.no_logging(): fit_resumable(old, 2, 1e-2, fname='t')
-    assert 'cannot be checked' in caplog.text and 't_1.unchecked.pth' in caplog.text
-    assert len(old.recorder.values) == 2 and (tmp_path/'models'/'t_1.unchecked.pth').exists()  # trained afresh; the old one kept aside
+    aside = list((tmp_path/'models').glob('t_1.unchecked-*.pth'))
+    assert 'cannot be checked' in caplog.text and len(aside) == 1 and aside[0].name in caplog.text
+    assert len(old.recorder.values) == 2  # trained afresh; the old one kept aside
 
 def test_a_checkpoint_trained_otherwise_is_set_aside_not_resumed(tmp_path, caplog):
     "A cached checkpoint of the same name from another run (other photos, other epochs, another model) would be resumed as if it were this run's"
@@ -186,7 +188,7 @@ def test_a_checkpoint_trained_otherwise_is_set_aside_not_resumed(tmp_path, caplo
     with first.no_bar(), first.no_logging(): fit_resumable(first, 2, 1e-2, fname='t')
     w_first = [v.clone() for v in first.model.state_dict().values()]
     x2 = tiny_dls(); x2.train.x = x2.train.x.flip(0)  # the same shapes and sizes, other images in another order
-    for dls, n_epoch, model, says in ((x2, 2, tiny_model(), 'on other training data (192 items; this fit: 192)'),
+    for dls, n_epoch, model, says in ((x2, 2, tiny_model(), 'on other training data (192 items; this fit: 192 items)'),
                                       (tiny_dls(), 3, tiny_model(), 'for 2 epochs (this fit: 3)'),
                                       (tiny_dls(bs=16), 2, tiny_model(), 'with batch size 32 (this fit: 16)'),
                                       (tiny_dls(), 2, nn.Sequential(*tiny_model()[:3], nn.Conv2d(8, 2, 1), *tiny_model()[4:]), 'with another model')):
@@ -213,6 +215,49 @@ def test_a_checkpoint_trained_otherwise_is_set_aside_not_resumed(tmp_path, caplo
     other = fast_learner(tiny_dls(), nn.Sequential(*tiny_model()[:3], nn.Conv2d(8, 2, 1), *tiny_model()[4:]), precision='fp32', path=tmp_path)
     other.load(name)  # the last run's, with its 1x1 convolution
     assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), other.model.state_dict().values()))
+
+def test_set_aside_checkpoints_are_never_overwritten_or_deleted(tmp_path):
+    "Two checkpoints without a record, and a fresh start (`resume=False`) of another setting: every earlier file survives"
+    set_seed(0)
+    models = tmp_path/'models'
+    def fit(resume=True, bs=32):
+        l = fast_learner(tiny_dls(bs=bs), tiny_model(), precision='fp32', path=tmp_path)
+        with l.no_bar(), l.no_logging(): fit_resumable(l, 2, 1e-2, fname='t', resume=resume)
+        return torch.load(models/'t_1.pth', weights_only=False)['model']['0.weight']
+    w = [fit()]; (models/'t_1.json').unlink()           # a record lost
+    w.append(fit()); (models/'t_1.json').write_text('{')  # a record damaged
+    w.append(fit())
+    kept = [torch.load(f, weights_only=False)['model']['0.weight'] for f in models.glob('t_1.unchecked-*.pth')]
+    assert len(kept) == 2 and all(any(torch.equal(a, b) for b in kept) for a in w[:2])
+    w.append(fit(resume=False, bs=16))                    # another setting, started afresh on purpose: the last one is set aside
+    assert any(torch.equal(torch.load(f, weights_only=False)['model']['0.weight'], w[2]) for f in models.glob('t_1.*.pth'))
+    w.append(fit(resume=False, bs=16))                    # the same setting afresh: its own checkpoint is replaced, as asked
+    assert len(list(models.glob('t_1.*.pth'))) == 3
+
+def test_checkpoint_names_with_glob_characters_and_numpy_sizes(tmp_path):
+    "A stage named `run[1]` resumes like any other, and numpy integers for the epochs or the batch size are fine"
+    set_seed(0)
+    first = fast_learner(tiny_dls(bs=np.int64(32)), tiny_model(), precision='fp32', path=tmp_path)
+    with first.no_bar(), first.no_logging(): fit_resumable(first, np.int64(2), 1e-2, fname='run[1]')
+    assert list(checkpoints(first, 'run[1]')) == [1]
+    again = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with again.no_bar(), again.no_logging(): fit_resumable(again, 2, 1e-2, fname='run[1]')  # plain ints: the same setting
+    assert again.recorder.values == first.recorder.values and again.recorder.values
+
+def test_a_put_back_cut_short_is_finished_by_the_next_run(tmp_path):
+    "Killed between moving a set-aside checkpoint's record back and its weights: the next run with that setting still takes it back"
+    set_seed(0)
+    models = tmp_path/'models'
+    a = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with a.no_bar(), a.no_logging(): fit_resumable(a, 2, 1e-2, fname='t')
+    b = fast_learner(tiny_dls(bs=16), tiny_model(), precision='fp32', path=tmp_path)
+    with b.no_bar(), b.no_logging(): fit_resumable(b, 2, 1e-2, fname='t')  # sets a's aside
+    (models/'t_1.pth').unlink(); (models/'t_1.json').unlink()               # b's gone (by hand): a's may come back
+    mine = next(p for p in models.glob('t_1.*.pth'))
+    mine.with_suffix('.json').rename(models/'t_1.json')                     # the kill: the record moved, the weights not yet
+    c = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with c.no_bar(), c.no_logging(): fit_resumable(c, 2, 1e-2, fname='t')
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), c.model.state_dict().values()))
 
 def test_fit_setting_tells_runs_apart():
     learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32')
