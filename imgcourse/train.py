@@ -423,7 +423,7 @@ def _other_setting(saved, now:dict) -> str|None:
            f'from {_START.get(saved.get("pretrained"))} weights (this fit: {_START[now["pretrained"]]})' if saved.get('pretrained') != now['pretrained'] else '',
            f'on other training data ({saved.get("n_train")} {saved.get("unit", "items")}; this fit: {now["n_train"]} {now["unit"]})'
            if any(saved.get(k) != now[k] for k in ('data', 'n_train', 'unit')) else '']
-    return ', '.join(w for w in why if w) or 'with a setting saved in another form' 
+    return ', '.join(w for w in why if w) or 'with a setting saved in another form'
 
 def _save_record(learn, f:Path, epoch:int, setting:dict|None=None):
     "The `Recorder`'s record of this fit so far, with `epoch` and the fit's `setting`, in `f` (atomically); never stops a fit: a failure is said and passed over"
