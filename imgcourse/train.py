@@ -477,20 +477,17 @@ def _setting_tag(saved, f:Path) -> str:
     st = f.stat()
     return f'unchecked-{_md5(f"{st.st_size}-{st.st_mtime_ns}")}'  # one name per file: never over another set-aside one
 
-def _set_aside_others(learn, fname:str, setting:dict) -> list:
-    "Rename the checkpoints `fname_{epoch}` trained otherwise than `setting` to `fname_{epoch}.{tag}`, with their records, and say so; the names they got"
-    moved = []
+def _set_aside_others(learn, fname:str, setting:dict):
+    "Rename the checkpoints `fname_{epoch}` trained otherwise than `setting` to `fname_{epoch}.{tag}`, with their records, and say so"
     for e, f in checkpoints(learn, fname).items():
         j = f.with_suffix('.json')
         if (saved := _read_setting(j)) == setting: continue
         why, aside = _other_setting(saved, setting), f.with_name(f'{f.stem}.{_setting_tag(saved, f)}.pth')
         os.replace(f, aside)  # the weights first: a kill before the record moves leaves it where `_put_back` looks too
         if j.exists(): os.replace(j, aside.with_suffix('.json'))
-        moved.append(aside)
         say(f'{f.name} was trained {why}: it is not resumed here. It is kept as {aside.name}'
             + (', which a later run with its setting takes back' if isinstance(saved, dict) else '')
             + f'; to use its weights anyway, `learn.load({aside.stem!r})`.', logging.WARNING, once=False)
-    return moved
 
 def _put_back(learn, fname:str, setting:dict):
     "If no checkpoint `fname_{epoch}` is in place, put back the newest one an earlier run set aside with this very setting"
