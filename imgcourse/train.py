@@ -20,7 +20,7 @@ __all__ = ['n_params', 'mnist_files', 'folder_tensors', 'split_tensors', 'pixel_
            'FastLearner', 'default_precision', 'set_precision', 'fast_learner', 'epoch_lines', 'checkpoints',
            'fit_setting', 'save_atomic', 'load_latest', 'EpochCheckpoint', 'fit_resumable', 'speed_up', 'has_compiler',
            'CompiledTrain', 'compile_options', 'cpu_bf16', 'memory_format', 'OptLayout', 'LayoutProbe', 'fast_path',
-           'TrainTimer', 'time_learner', 'time_steps', 'time_loop', 'RepeatDL', 'repeat_dls']
+           'TrainTimer', 'time_learner', 'time_steps', 'loop_step', 'time_loop', 'RepeatDL', 'repeat_dls']
 
 # %% ../nbs/80_train.ipynb #d56d961e
 def n_params(m:nn.Module) -> int:
@@ -868,17 +868,16 @@ def time_steps(step, # called with each batch: one training step of any algorith
             elif i > warmup: n += len(b[-1])
             if i >= warmup + steps: _sync(device); return n / (clock() - t0)
 
-def time_loop(model:nn.Module, dl, # a model and a loader of batches (on the model's device, e.g. a `TensorDL`)
-              steps:int=50, warmup:int=5, lr:float=1e-3,
+def loop_step(model:nn.Module, device=None, # the model, moved to `device` (default: fastai's)
+              lr:float=1e-3,
               precision:str='fp32', # 'fp32' or 'bf16' (autocast)
               loss_func=F.cross_entropy, # loss of (prediction, target)
               wd:float=0.01, # weight decay of the fused `AdamW`
               channels_last:bool=False, # model and batches in channels_last memory format
               compile=False, # True, or a dict of `torch.compile` arguments: a compiled model (forward and backward; the optimizer stays eager)
-              clock=time.perf_counter, # `time.process_time` measures CPU time, steadier on a busy CPU
-             ) -> float:
-    "Training images/s of a plain PyTorch loop: forward, `loss_func`, backward, fused `AdamW` step, `zero_grad` (compilation in the warm-up); bf16 on a CPU as `BF16` does it"
-    device = torch.device(getattr(dl, 'device', None) or default_device())
+             ) -> tuple:
+    "A plain PyTorch training step for `model`, as `(step, undo)`: `step(batch)` runs forward, `loss_func`, backward, a fused `AdamW` step and `zero_grad` (bf16 on a CPU as `BF16` does it); `undo()` gives the model back its memory format and forwards"
+    device = torch.device(device or default_device())
     model = model.to(device).train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=fmt)
@@ -891,10 +890,21 @@ def time_loop(model:nn.Module, dl, # a model and a loader of batches (on the mod
         if channels_last: xb = xb.contiguous(memory_format=fmt)
         with ctx(): loss = loss_func(fwd(xb).float(), yb)
         loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-    try: return time_steps(step, dl, steps, warmup, device, clock)
-    finally:
+    def undo():
         if channels_last: model.to(memory_format=torch.contiguous_format)
         for m in fp32: del m.forward
+    return step, undo
+
+def time_loop(model:nn.Module, dl, # a model and a loader of batches (on the model's device, e.g. a `TensorDL`)
+              steps:int=50, warmup:int=5,
+              clock=time.perf_counter, # `time.process_time` measures CPU time, steadier on a busy CPU
+              **kwargs, # passed to `loop_step`: `lr`, `precision`, `loss_func`, `wd`, `channels_last`, `compile`
+             ) -> float:
+    "Training images/s of a plain PyTorch loop (`loop_step`) over `steps` batches after `warmup` (compilation in the warm-up)"
+    device = torch.device(getattr(dl, 'device', None) or default_device())
+    step, undo = loop_step(model, device, **kwargs)
+    try: return time_steps(step, dl, steps, warmup, device, clock)
+    finally: undo()
 
 # %% ../nbs/80_train.ipynb #afce13b9
 class RepeatDL:

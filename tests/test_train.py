@@ -1,7 +1,7 @@
 "The training kit's speed switches: a compiled Learner trains like an eager one, and every switch undoes."
 import logging, types, re
 import numpy as np
-import pytest, torch, torch.nn as nn
+import pytest, torch, torch.nn as nn, torch.nn.functional as F
 from pathlib import Path
 from fastai.vision.all import Learner, CrossEntropyLossFlat, set_seed, Callback, CancelFitException
 from imgcourse.train import *
@@ -130,6 +130,20 @@ def test_time_loop_compiles_when_asked(monkeypatch):
     w0 = m[0].weight.detach().clone()
     assert time_loop(m, RepeatDL(b, 6), steps=3, warmup=2, compile=dict(backend='eager')) > 0
     assert calls == [dict(backend='eager')] and not torch.equal(m[0].weight, w0)  # compiled once, and it trained
+
+def test_loop_step_trains_and_undo_puts_the_model_back():
+    "`loop_step` gives a step that trains (the loss on its batch falls) and an `undo` that restores the memory format and forwards"
+    torch.manual_seed(0)
+    b = (torch.randn(8, 1, 12, 12), torch.randint(0, 2, (8,)))
+    m = tiny_model()
+    loss = lambda: F.cross_entropy(m(b[0]), b[1]).item()
+    before = loss()
+    step, undo = loop_step(m, 'cpu', lr=1e-2, precision='bf16', channels_last=True)
+    assert isinstance(m[0].forward, InFP32) and m[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for _ in range(20): step(b)
+    undo()
+    assert 'forward' not in m[0].__dict__ and m[0].weight.is_contiguous()
+    assert loss() < before
 
 # checkpoints: never half-written, a damaged one named and passed over
 class _StopAfterFirstEpoch(Callback):
