@@ -13,7 +13,12 @@
            format timed at the first batch (`LayoutProbe`, its time in the warm-up), bf16 as `--fast-bf16`
 - eager_cl: the same with channels_last chosen by hand (the CPU mode's choice before `LayoutProbe`)
 
-All timing is `imgcourse.train`'s (`time_loop`, `time_learner`).
+All timing is `imgcourse.train`'s (`time_loop`, `time_learner`, and `loop_step` + `time_steps` for `--chunks`).
+
+`--repeat` builds (and compiles) every path afresh in each round. On a busy machine the speed of the cores moves within a
+round, so ratios of round to round spread widely. `--chunks N` builds and compiles loop, compiled_loop and fast_path once,
+then times them in N short interleaved chunks (each path `--steps` batches per chunk, one untimed batch first): the paths
+of a chunk run within a second or two of each other and see the same machine.
 
 On a CPU the eager loop's speed depends on the allocator: glibc maps and unmaps each activation larger than its mmap
 threshold, and raises that threshold by itself after large blocks are freed. Here the same eager loop ran ~15% faster
@@ -32,6 +37,7 @@ Overhead per batch, where it dominates (tiny model, small batch):
     python bench/bench_resnet.py --widths 2,2,2,2 --bs 16 --steps 200 --paths fast,learner,loop
 """
 import argparse, os, time, platform
+from functools import partial
 os.environ.setdefault('KINETO_LOG_LEVEL', '5')  # --profile: no GPU-probe errors from the profiler on a CPU-only machine
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
 import torch
@@ -61,6 +67,9 @@ def main():
     p.add_argument('--model', default='resnet_mnist', choices=['resnet_mnist', 'wide_resnet'], help='for --train')
     p.add_argument('--width', type=int, default=32, help='wide_resnet width, for --train')
     p.add_argument('--repeat', type=int, default=1, help='time each path this many times (interleaved); best and median reported')
+    p.add_argument('--chunks', type=int, default=0,
+                   help='instead of --repeat: build (and compile) each of loop, compiled_loop and fast_path once, then time them '
+                        'in this many interleaved chunks of --steps batches (finer interleaving: a busy machine slows every path alike)')
     p.add_argument('--fast-bf16', default='no', choices=['no', 'yes', 'auto'], help="fast_path's bf16 autocast (auto: on CPUs with AMX)")
     p.add_argument('--backend', default='inductor', help="fast_path's torch.compile backend ('eager': trace only, for smoke tests)")
     p.add_argument('--profile', action='store_true', help='instead of timing: profile --steps batches of the plain loop and fast_path, time shares by kind of op')
@@ -102,6 +111,7 @@ def main():
               f'{secs:.0f} s wall time for {a.train} epochs (validation included) on {dev}')
         return
     if a.profile: return profile(a, tdls, widths, prec)
+    if a.chunks: return chunked(a, tdls, widths, prec, clock)
     res = {}
     for name in a.paths.split(',') * a.repeat:
         torch.compiler.reset()  # each round compiles a new model: without this, dynamo's recompile limit (8) turns later rounds eager
@@ -141,6 +151,39 @@ def main():
         print('relative to the plain loop (best of each): ' + ', '.join(f'{k} {v/res["loop"]:.2f}x' for k, v in res.items() if k != 'loop'))
         floor = a.bs / res['loop'] * 1e3
         print('overhead over the plain loop, ms/batch: ' + ', '.join(f'{k} {a.bs/v*1e3 - floor:+.2f}' for k, v in res.items() if k != 'loop'))
+
+def chunked(a, tdls, widths, prec, clock):
+    "Each path's model built (and compiled) once, then timed in `a.chunks` interleaved chunks of `a.steps` batches, each after one untimed batch"
+    runners, undos = {}, []
+    for name in a.paths.split(','):
+        torch.manual_seed(0); m = resnet_mnist(widths)
+        if name in ('loop', 'compiled_loop'):  # one step function per path: compiled once, with one optimizer, as a real loop
+            bf16 = ifnone(a.bf16, tdls.device.type == 'cpu' and cpu_bf16())
+            kw = dict(precision=prec) if name == 'loop' else dict(precision='bf16' if bf16 else prec, channels_last=True, compile=dict(backend=a.backend))
+            step, undo = loop_step(m, tdls.device, **kw); undos.append(undo)
+            runners[name] = partial(time_steps, step, tdls.train, warmup=1, clock=clock)
+        elif name == 'fast_path':
+            fl = fast_path(fast_learner(tdls, m, precision=prec), bf16=a.bf16, backend=a.backend)
+            runners[name] = partial(time_learner, fl, warmup=1, clock=clock)
+        else: raise SystemExit(f'--chunks times loop, compiled_loop and fast_path, not {name!r}')
+    if 'loop' not in runners: raise SystemExit('--chunks needs the loop among --paths: ratios are to the plain loop')
+    for name, run in runners.items():  # compilation and warm-up, untimed
+        t = time.perf_counter(); run(steps=a.warmup)
+        print(f'  {name} warm-up: {a.warmup} batches in {time.perf_counter() - t:.1f} s (compilation included)', flush=True)
+    secs, ips = {k: 0. for k in runners}, {k: [] for k in runners}
+    for c in range(a.chunks):
+        for name in (list(runners) if c % 2 == 0 else list(runners)[::-1]):
+            v = runners[name](steps=a.steps)
+            ips[name].append(v); secs[name] += a.steps * a.bs / v
+        print(f'  chunk {c}: ' + ', '.join(f'{k} {v[-1]:,.0f}' for k, v in ips.items()) + ' images/s', flush=True)
+    total = {k: a.chunks * a.steps * a.bs / s for k, s in secs.items()}
+    print(f'{a.chunks} chunks of {a.steps} batches, images/s over all chunks: ' + ', '.join(f'{k} {v:,.0f}' for k, v in total.items()))
+    for k in runners:
+        if k == 'loop': continue
+        r = sorted(x / l for x, l in zip(ips[k], ips['loop']))
+        print(f'  {k} / loop: {total[k] / total["loop"]:.3f}x over all chunks; per chunk median {r[len(r)//2]:.3f}x, '
+              f'middle half {r[len(r)//4]:.3f}x to {r[(3*len(r))//4]:.3f}x, range {r[0]:.3f}x to {r[-1]:.3f}x')
+    for undo in undos: undo()
 
 KINDS = (('convolutions (oneDNN)', ('convolution',)),
          ('compiled graph (fused kernels, its wrapper)', ('compiledfxgraph', 'cpp_fused', 'graph_')),

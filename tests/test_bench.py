@@ -27,6 +27,13 @@ def test_bench_resnet_profile():
     assert [l.split(':')[0] for l in lines] == ['loop', 'fast_path'], out
     assert all('convolutions (oneDNN)' in l and '%' in l for l in lines), out
 
+def test_bench_resnet_chunks():
+    "`--chunks`: each path built once, timed in interleaved chunks, ratios to the loop over all chunks and per chunk"
+    out = bench('bench_resnet.py', '--device', 'cpu', '--threads', '1', '--bs', '16', '--n', '64', '--steps', '2', '--warmup', '1',
+                '--paths', 'loop,compiled_loop,fast_path', '--backend', 'eager', '--fast-bf16', 'yes', '--chunks', '3')
+    assert len(re.findall(r'^  chunk \d: loop [\d,]+, compiled_loop [\d,]+, fast_path [\d,]+ images/s$', out, re.M)) == 3, out
+    assert out.count('/ loop: ') == 2 and '3 chunks of 2 batches' in out, out
+
 def test_bench_superres():
     out = bench('bench_superres.py', '--device', 'cpu', '--threads', '1', '--arch', 'resnet18', '--bs', '2', '--size', '32',
                 '--steps', '2', '--warmup', '1', '--only', 'loop,learner,learner+speed')
