@@ -890,19 +890,23 @@ def loop_step(model:nn.Module, device=None, # the model, moved to `device` (defa
         if channels_last: xb = xb.contiguous(memory_format=fmt)
         with ctx(): loss = loss_func(fwd(xb).float(), yb)
         loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-    def undo():
+    def undo():  # safe to call more than once
         if channels_last: model.to(memory_format=torch.contiguous_format)
-        for m in fp32: del m.forward
+        for m in fp32: m.__dict__.pop('forward', None)
     return step, undo
 
 def time_loop(model:nn.Module, dl, # a model and a loader of batches (on the model's device, e.g. a `TensorDL`)
-              steps:int=50, warmup:int=5,
+              steps:int=50, warmup:int=5, lr:float=1e-3,
+              precision:str='fp32', # 'fp32' or 'bf16' (autocast)
+              loss_func=F.cross_entropy, # loss of (prediction, target)
+              wd:float=0.01, # weight decay of the fused `AdamW`
+              channels_last:bool=False, # model and batches in channels_last memory format
+              compile=False, # True, or a dict of `torch.compile` arguments: a compiled model (forward and backward; the optimizer stays eager)
               clock=time.perf_counter, # `time.process_time` measures CPU time, steadier on a busy CPU
-              **kwargs, # passed to `loop_step`: `lr`, `precision`, `loss_func`, `wd`, `channels_last`, `compile`
              ) -> float:
     "Training images/s of a plain PyTorch loop (`loop_step`) over `steps` batches after `warmup` (compilation in the warm-up)"
     device = torch.device(getattr(dl, 'device', None) or default_device())
-    step, undo = loop_step(model, device, **kwargs)
+    step, undo = loop_step(model, device, lr, precision, loss_func, wd, channels_last, compile)
     try: return time_steps(step, dl, steps, warmup, device, clock)
     finally: undo()
 
