@@ -111,7 +111,9 @@ def main():
               f'{secs:.0f} s wall time for {a.train} epochs (validation included) on {dev}')
         return
     if a.profile: return profile(a, tdls, widths, prec)
-    if a.chunks: return chunked(a, tdls, widths, prec, clock)
+    if a.chunks:
+        if a.repeat > 1: raise SystemExit('--chunks and --repeat are two ways to interleave the paths: give one of them')
+        return chunked(a, tdls, widths, prec, clock)
     res = {}
     for name in a.paths.split(',') * a.repeat:
         torch.compiler.reset()  # each round compiles a new model: without this, dynamo's recompile limit (8) turns later rounds eager
@@ -152,6 +154,10 @@ def main():
         floor = a.bs / res['loop'] * 1e3
         print('overhead over the plain loop, ms/batch: ' + ', '.join(f'{k} {a.bs/v*1e3 - floor:+.2f}' for k, v in res.items() if k != 'loop'))
 
+def over_chunks(ips:list) -> float:
+    "Images/s over equal chunks (the same number of images each) timed at `ips` images/s: all their images over all their time"
+    return len(ips) / sum(1 / v for v in ips)
+
 def chunked(a, tdls, widths, prec, clock):
     "Each path's model built (and compiled) once, then timed in `a.chunks` interleaved chunks of `a.steps` batches, each after one untimed batch"
     runners, undos = {}, []
@@ -170,13 +176,12 @@ def chunked(a, tdls, widths, prec, clock):
     for name, run in runners.items():  # compilation and warm-up, untimed
         t = time.perf_counter(); run(steps=a.warmup)
         print(f'  {name} warm-up: {a.warmup} batches in {time.perf_counter() - t:.1f} s (compilation included)', flush=True)
-    secs, ips = {k: 0. for k in runners}, {k: [] for k in runners}
+    ips = {k: [] for k in runners}
     for c in range(a.chunks):
         for name in (list(runners) if c % 2 == 0 else list(runners)[::-1]):
-            v = runners[name](steps=a.steps)
-            ips[name].append(v); secs[name] += a.steps * a.bs / v
+            ips[name].append(runners[name](steps=a.steps))
         print(f'  chunk {c}: ' + ', '.join(f'{k} {v[-1]:,.0f}' for k, v in ips.items()) + ' images/s', flush=True)
-    total = {k: a.chunks * a.steps * a.bs / s for k, s in secs.items()}
+    total = {k: over_chunks(v) for k, v in ips.items()}
     print(f'{a.chunks} chunks of {a.steps} batches, images/s over all chunks: ' + ', '.join(f'{k} {v:,.0f}' for k, v in total.items()))
     for k in runners:
         if k == 'loop': continue

@@ -31,8 +31,23 @@ def test_bench_resnet_chunks():
     "`--chunks`: each path built once, timed in interleaved chunks, ratios to the loop over all chunks and per chunk"
     out = bench('bench_resnet.py', '--device', 'cpu', '--threads', '1', '--bs', '16', '--n', '64', '--steps', '2', '--warmup', '1',
                 '--paths', 'loop,compiled_loop,fast_path', '--backend', 'eager', '--fast-bf16', 'yes', '--chunks', '3')
-    assert len(re.findall(r'^  chunk \d: loop [\d,]+, compiled_loop [\d,]+, fast_path [\d,]+ images/s$', out, re.M)) == 3, out
-    assert out.count('/ loop: ') == 2 and '3 chunks of 2 batches' in out, out
+    rows = re.findall(r'^  chunk \d: loop ([\d,]+), compiled_loop ([\d,]+), fast_path ([\d,]+) images/s$', out, re.M)
+    assert len(rows) == 3, out
+    ips = [[int(v.replace(',', '')) for v in col] for col in zip(*rows)]  # per path, its 3 chunks
+    totals = [int(v.replace(',', '')) for v in re.search(r'over all chunks: loop ([\d,]+), compiled_loop ([\d,]+), fast_path ([\d,]+)', out).groups()]
+    for col, total in zip(ips, totals):  # equal chunks: the rate over all of them is the harmonic mean of their rates
+        assert abs(total - 3 / sum(1/v for v in col)) <= 1.5, (col, total, out)  # both rounded to whole images/s
+    for name, t in zip(('compiled_loop', 'fast_path'), totals[1:]):
+        got = float(re.search(rf'{name} / loop: ([\d.]+)x over all chunks', out).group(1))
+        assert abs(got - t / totals[0]) <= 0.002 * got, (name, got, out)
+
+def test_over_chunks_is_all_images_over_all_time():
+    "Two chunks of 300 images at 100 and 300 images/s take 3 s + 1 s: 150 images/s, not the mean of the two rates"
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bench_resnet', ROOT/'bench'/'bench_resnet.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    assert mod.over_chunks([100, 300]) == pytest.approx(150)
+    assert mod.over_chunks([250.0]) == pytest.approx(250)
 
 def test_bench_superres():
     out = bench('bench_superres.py', '--device', 'cpu', '--threads', '1', '--arch', 'resnet18', '--bs', '2', '--size', '32',
