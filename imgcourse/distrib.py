@@ -5,7 +5,7 @@
 # %% ../nbs/82_distrib.ipynb #8b4449ec
 from __future__ import annotations
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, signal, subprocess, sys, time
 from pathlib import Path
 import torch
 from fastai.vision.all import *
@@ -35,7 +35,9 @@ def mnist_dls(n:int|tuple|None=(4096, 1024), # images per split, or None for all
     xt, yt, xv, yv, vocab = split_tensors(mnist_files(get_mnist(), n=n))
     m, s = pixel_stats(xt)
     ds = lambda x, y: torch.utils.data.TensorDataset((x.float()/255 - m)/s, y)
-    return DataLoaders.from_dsets(ds(xt, yt), ds(xv, yv), bs=bs, device='cpu' if not torch.cuda.is_available() else None)
+    # The tensors are in memory: loader worker processes would add nothing, and forking them beside the process group's
+    # threads can leave a worker stuck in `fork` for good, and the other processes waiting for it.
+    return DataLoaders.from_dsets(ds(xt, yt), ds(xv, yv), bs=bs, num_workers=0, device='cpu' if not torch.cuda.is_available() else None)
 
 # %% ../nbs/82_distrib.ipynb #f1175722
 def need_accelerate():
@@ -107,6 +109,12 @@ def launch(nproc:int=2, # processes (one per GPU on a GPU machine)
     with tempfile.TemporaryDirectory() as d:
         out = Path(d)/'summary.json'
         cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '-m', 'imgcourse.distrib', *map(str, args), '--out', str(out)]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if r.returncode or not out.exists(): raise RuntimeError(f'{" ".join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}')
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try: _, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:  # stop torchrun *and* the processes it started, which would otherwise run on
+            os.killpg(p.pid, signal.SIGKILL) if hasattr(os, 'killpg') else p.kill()
+            _, err = p.communicate()
+            raise RuntimeError(f'{" ".join(cmd)} did not finish in {timeout:g} s: stopped, with every process it started. '
+                               f'Its last output:\n{err[-3000:]}') from None
+        if p.returncode or not out.exists(): raise RuntimeError(f'{" ".join(cmd)} failed ({p.returncode}):\n{err[-3000:]}')
         return json.loads(out.read_text())

@@ -1,7 +1,8 @@
 "Two CPU processes through fastai's `distrib_ctx` (gloo): one model trained together, the loss falls"
-import json, os, subprocess, sys
+import json, os, re, subprocess, sys, time
 import numpy as np, pytest
-from imgcourse.distrib import launch, main
+from pathlib import Path
+from imgcourse.distrib import launch, main, mnist_dls
 
 ARGS = ('--images', 512, 128, '--epochs', 2)
 
@@ -29,6 +30,29 @@ def test_bad_arguments_are_named(capsys):
 
 def test_failed_launch_says_why():
     with pytest.raises(RuntimeError, match='failed'): launch(2, '--bs', '0')
+
+def test_in_memory_data_needs_no_worker_processes():
+    "Workers forked beside the process group's threads can hang in `fork`: the in-memory tensors are loaded without them"
+    dls = mnist_dls((64, 32), bs=16)
+    assert dls.train.fake_l.num_workers == 0 and dls.valid.fake_l.num_workers == 0  # (fastai counts the main process as 1 in `num_workers`)
+
+def _running_with(text:str) -> list:
+    "Pids of live processes whose command line holds `text`"
+    out = []
+    for d in Path('/proc').iterdir():
+        try:
+            if d.name.isdigit() and text in (d/'cmdline').read_bytes().decode(errors='replace'): out.append(int(d.name))
+        except OSError: pass
+    return out
+
+@pytest.mark.skipif(not Path('/proc').is_dir(), reason='reads the process table from /proc')
+def test_a_launch_past_its_timeout_stops_every_process():
+    "On timeout `launch` stops torchrun and the training processes it started, instead of leaving them running"
+    with pytest.raises(RuntimeError, match='did not finish in 20 s') as e:
+        launch(2, '--images', 4096, 1024, '--epochs', 50, timeout=20)
+    out = re.search(r'--out (\S+summary\.json)', str(e.value)).group(1)
+    time.sleep(1)
+    assert _running_with(out) == []
 
 def test_without_accelerate_it_says_what_to_install(tmp_path):
     "With `accelerate` missing, fastai.distributed cannot even be imported (NameError); the module still imports, and the command says what to install"
