@@ -129,11 +129,8 @@ def main():
             ips = time_learner(fl, a.steps, a.warmup, clock=clock)
             if name == 'eager_path': print(f'  eager_path memory format: {"channels_last" if hasattr(fl, "channels_last") else "NCHW"}')
         elif name == 'fast': ips = time_learner(fast_learner(tdls, m, precision=prec), a.steps, a.warmup, clock=clock)
-        elif name == 'loop': ips = time_loop(m, tdls.train, a.steps, a.warmup, precision=prec, clock=clock)
-        elif name == 'compiled_loop':
-            bf16 = ifnone(a.bf16, dev.type == 'cpu' and cpu_bf16())
-            ips = time_loop(m, tdls.train, a.steps, a.warmup, precision='bf16' if bf16 else prec, channels_last=True,
-                            compile=dict(backend=a.backend), clock=clock)
+        elif name == 'loop': ips = time_loop(m, tdls.train, a.steps, a.warmup, clock=clock, **loop_settings(a, dev, prec, False))
+        elif name == 'compiled_loop': ips = time_loop(m, tdls.train, a.steps, a.warmup, clock=clock, **loop_settings(a, dev, prec, True))
         elif name in ('learner', 'folder', 'learner_fused'):
             dls = tdls if name != 'folder' else folder_dls(files, bs=a.bs, stats=stats, num_workers=workers, device=dev)
             cbs = []
@@ -154,6 +151,12 @@ def main():
         floor = a.bs / res['loop'] * 1e3
         print('overhead over the plain loop, ms/batch: ' + ', '.join(f'{k} {a.bs/v*1e3 - floor:+.2f}' for k, v in res.items() if k != 'loop'))
 
+def loop_settings(a, dev, prec:str, compiled:bool) -> dict:
+    "`loop_step`'s settings for the plain loop, or for `compiled_loop`: fast_path's choices (compiled, channels_last, bf16 as `--fast-bf16`)"
+    if not compiled: return dict(precision=prec)
+    bf16 = ifnone(a.bf16, torch.device(dev).type == 'cpu' and cpu_bf16())
+    return dict(precision='bf16' if bf16 else prec, channels_last=True, compile=dict(backend=a.backend))
+
 def over_chunks(ips:list) -> float:
     "Images/s over equal chunks (the same number of images each) timed at `ips` images/s: all their images over all their time"
     return len(ips) / sum(1 / v for v in ips)
@@ -164,15 +167,19 @@ def chunked(a, tdls, widths, prec, clock):
     for name in a.paths.split(','):
         torch.manual_seed(0); m = resnet_mnist(widths)
         if name in ('loop', 'compiled_loop'):  # one step function per path: compiled once, with one optimizer, as a real loop
-            bf16 = ifnone(a.bf16, tdls.device.type == 'cpu' and cpu_bf16())
-            kw = dict(precision=prec) if name == 'loop' else dict(precision='bf16' if bf16 else prec, channels_last=True, compile=dict(backend=a.backend))
-            step, undo = loop_step(m, tdls.device, **kw); undos.append(undo)
+            step, undo = loop_step(m, tdls.device, **loop_settings(a, tdls.device, prec, name == 'compiled_loop')); undos.append(undo)
             runners[name] = partial(time_steps, step, tdls.train, warmup=1, clock=clock)
         elif name == 'fast_path':
             fl = fast_path(fast_learner(tdls, m, precision=prec), bf16=a.bf16, backend=a.backend)
             runners[name] = partial(time_learner, fl, warmup=1, clock=clock)
         else: raise SystemExit(f'--chunks times loop, compiled_loop and fast_path, not {name!r}')
     if 'loop' not in runners: raise SystemExit('--chunks needs the loop among --paths: ratios are to the plain loop')
+    try: _time_chunks(a, runners)
+    finally:
+        for undo in undos: undo()
+
+def _time_chunks(a, runners:dict):
+    "Warm each runner up, then time them in `a.chunks` interleaved chunks and print the images/s and the ratios to the loop"
     for name, run in runners.items():  # compilation and warm-up, untimed
         t = time.perf_counter(); run(steps=a.warmup)
         print(f'  {name} warm-up: {a.warmup} batches in {time.perf_counter() - t:.1f} s (compilation included)', flush=True)
@@ -188,7 +195,6 @@ def chunked(a, tdls, widths, prec, clock):
         r = sorted(x / l for x, l in zip(ips[k], ips['loop']))
         print(f'  {k} / loop: {total[k] / total["loop"]:.3f}x over all chunks; per chunk median {r[len(r)//2]:.3f}x, '
               f'middle half {r[len(r)//4]:.3f}x to {r[(3*len(r))//4]:.3f}x, range {r[0]:.3f}x to {r[-1]:.3f}x')
-    for undo in undos: undo()
 
 KINDS = (('convolutions (oneDNN)', ('convolution',)),
          ('compiled graph (fused kernels, its wrapper)', ('compiledfxgraph', 'cpp_fused', 'graph_')),
