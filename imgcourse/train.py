@@ -394,10 +394,25 @@ def _num(v):
 
 def _md5(b:bytes|str) -> str: return hashlib.md5(b.encode() if isinstance(b, str) else b).hexdigest()[:12]
 
+_SCHEDULE = ('pct_start', 'div', 'div_final', 'wd', 'moms')  # `fit_one_cycle`'s arguments that change what is trained
+
+def _lr(lr):
+    "A learning rate as JSON: a number, a list (one per parameter group), or a `slice` as `{'slice': [start, stop]}`"
+    if isinstance(lr, slice): return {'slice': [_num(lr.start), _num(lr.stop)]}
+    if isinstance(lr, (list, tuple, np.ndarray, L)): return [_num(o) for o in lr]
+    return _num(lr)
+
+def _loss_name(f) -> str|None:
+    "The name of a loss function's class or function (fastai's flattened losses by the PyTorch loss they wrap)"
+    f = getattr(f, 'func', f)  # `BaseLoss` (`CrossEntropyLossFlat()`...) and `partial`
+    return None if f is None else getattr(f, '__qualname__', None) or type(f).__qualname__  # a function's name, or an instance's class
+
 def fit_setting(learn, # a `Learner`
                 n_epoch:int, # epochs of the fit's schedule
+                lr=None, # the fit's learning rate (None: `learn.lr`, as `fit_one_cycle` takes it)
+                **kwargs, # the fit's other `fit_one_cycle` arguments: `pct_start`, `div`, `div_final`, `wd` and `moms` are recorded
                ) -> dict:
-    "What a checkpoint must have been trained with for `fit_resumable` to resume it: the schedule's epochs, the batch size, the model (its weights' names and shapes; a pretrained start) and the training data (its items, or its tensors), as short fingerprints"
+    "What a checkpoint must have been trained with for `fit_resumable` to resume it: the schedule (epochs, learning rate, the one-cycle arguments given), the loss function, the batch size, the model (its weights' names and shapes; a pretrained start) and the training data (its items, or its tensors), as short fingerprints"
     dl = learn.dls.train
     model = _md5('\n'.join(f'{k} {tuple(v.shape)}' for k, v in learn.model.state_dict().items()))
     items, unit = getattr(dl, 'items', None), 'items'
@@ -408,9 +423,14 @@ def fit_setting(learn, # a `Learner`
     else: data, n, unit = None, len(dl), 'batches'  # neither: only the number of batches is checked
     bs, pre = getattr(dl, 'bs', None), getattr(learn, 'pretrained', None)
     return {'epochs': int(n_epoch), 'bs': None if bs is None else int(bs), 'model': model, 'pretrained': None if pre is None else bool(pre),
-            'data': data, 'n_train': int(n), 'unit': unit}  # plain Python values: the same after a JSON round trip
+            'data': data, 'n_train': int(n), 'unit': unit, 'lr': _lr(ifnone(lr, getattr(learn, 'lr', None))),
+            'schedule': {k: _num(kwargs[k]) for k in _SCHEDULE if k in kwargs}, 'loss': _loss_name(getattr(learn, 'loss_func', None))}  # plain Python values: the same after a JSON round trip
 
 _START = {True: 'pretrained', False: 'random', None: 'unstated'}
+
+def _lr_words(lr) -> str:
+    if isinstance(lr, dict) and 'slice' in lr: return 'slice({}, {})'.format(*(f'{o:g}' if isinstance(o, float) else o for o in lr['slice']))
+    return f'{lr:g}' if isinstance(lr, float) else str(lr)
 
 def _other_setting(saved, now:dict) -> str|None:
     "How the setting `saved` with a checkpoint differs from this fit's, in words; None if it is the same"
@@ -423,6 +443,11 @@ def _other_setting(saved, now:dict) -> str|None:
            f'from {_START.get(saved.get("pretrained"))} weights (this fit: {_START[now["pretrained"]]})' if saved.get('pretrained') != now['pretrained'] else '',
            f'on other training data ({saved.get("n_train")} {saved.get("unit", "items")}; this fit: {now["n_train"]} {now["unit"]})'
            if any(saved.get(k) != now[k] for k in ('data', 'n_train', 'unit')) else '']
+    if 'lr' not in saved: why.append('without its learning rate, schedule and loss on record (an earlier version of imgcourse)')
+    else:
+        why += [f'with learning rate {_lr_words(saved["lr"])} (this fit: {_lr_words(now["lr"])})' if saved['lr'] != now['lr'] else '',
+                f'with the one-cycle arguments {saved.get("schedule")} (this fit: {now["schedule"]})' if saved.get('schedule') != now['schedule'] else '',
+                f'with the loss {saved.get("loss")} (this fit: {now["loss"]})' if saved.get('loss') != now['loss'] else '']
     return ', '.join(w for w in why if w) or 'with a setting saved in another form'
 
 def _save_record(learn, f:Path, epoch:int, setting:dict|None=None):
@@ -563,7 +588,7 @@ def fit_resumable(learn, # a `Learner`
            **kwargs, # passed to `fit_one_cycle` (pct_start, cbs, ...)
           ):
     "`fit_one_cycle` that checkpoints every epoch and, after an interruption, resumes where it stopped"
-    start, setting = 0, (fit_setting(learn, n_epoch) if fname is not None else None)
+    start, setting = 0, (fit_setting(learn, n_epoch, lr, **kwargs) if fname is not None else None)
     if fname is not None and not resume: _set_aside_others(learn, fname, setting)  # a fresh start overwrites this setting's checkpoints only
     if fname is not None and resume and (last := load_latest(learn, fname, setting)) is not None:
         start = last + 1

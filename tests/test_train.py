@@ -195,12 +195,16 @@ def test_a_finished_stage_run_again_loads_its_weights_and_its_record(tmp_path, c
     assert 'cannot be checked' in caplog.text and len(aside) == 1 and aside[0].name in caplog.text
     assert len(old.recorder.values) == 2  # trained afresh; the old one kept aside
 
-def test_a_checkpoint_trained_otherwise_is_set_aside_not_resumed(tmp_path, caplog):
-    "A cached checkpoint of the same name from another run (other photos, other epochs, another model) would be resumed as if it were this run's"
+def finished_run(tmp_path) -> list:
+    "A 2-epoch `fit_resumable` run 't' (lr 1e-2) in `tmp_path`; its final weights"
     set_seed(0)
     first = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
     with first.no_bar(), first.no_logging(): fit_resumable(first, 2, 1e-2, fname='t')
-    w_first = [v.clone() for v in first.model.state_dict().values()]
+    return [v.clone() for v in first.model.state_dict().values()]
+
+def test_a_checkpoint_trained_otherwise_is_set_aside_not_resumed(tmp_path, caplog):
+    "A cached checkpoint of the same name from another run (other photos, other epochs, another model) would be resumed as if it were this run's"
+    w_first = finished_run(tmp_path)
     x2 = tiny_dls(); x2.train.x = x2.train.x.flip(0)  # the same shapes and sizes, other images in another order
     for dls, n_epoch, model, says in ((x2, 2, tiny_model(), 'on other training data (192 items; this fit: 192 items)'),
                                       (tiny_dls(), 3, tiny_model(), 'for 2 epochs (this fit: 3)'),
@@ -282,6 +286,38 @@ def test_fit_setting_tells_runs_apart():
     a, b = fit_setting(items(['p/a.jpg', 'p/b.jpg']), 1), fit_setting(items(['p/b.jpg', 'p/a.jpg']), 1)
     assert a == b and a['n_train'] == 2  # a folder's photos, in any order
     assert fit_setting(items(['q/a.jpg', 'q/b.jpg']), 1)['data'] != a['data']  # another folder's
+
+def test_another_learning_rate_schedule_or_loss_trains_afresh_and_the_first_comes_back(tmp_path, caplog):
+    "A stage run again with another learning rate (or one-cycle argument, or loss) trains with it: the finished checkpoint is set aside, not loaded"
+    w_first = finished_run(tmp_path)
+    for lr, kw, loss, says in ((1e-3, {}, None, 'with learning rate 0.01 (this fit: 0.001)'),  # each against the run before it
+                               (slice(1e-4, 1e-2), {}, None, 'with learning rate 0.001 (this fit: slice(0.0001, 0.01))'),
+                               (1e-2, {'pct_start': 0.5}, None, "slice(0.0001, 0.01) (this fit: 0.01), with the one-cycle arguments {} (this fit: {'pct_start': 0.5})"),
+                               (1e-2, {}, nn.CrossEntropyLoss(label_smoothing=0.1), "{'pct_start': 0.5} (this fit: {}), with the loss FastCE (this fit: CrossEntropyLoss)")):
+        caplog.clear()
+        other = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path, loss_func=loss)
+        with caplog.at_level(logging.INFO, logger='imgcourse'), other.no_bar(), other.no_logging(): fit_resumable(other, 2, lr, fname='t', **kw)
+        assert says in caplog.text and 'not resumed' in caplog.text, caplog.text
+        assert 'trained to the end by an earlier run' not in caplog.text and len(other.recorder.values) == 2  # trained, with the new setting
+    caplog.clear(); back = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with caplog.at_level(logging.INFO, logger='imgcourse'), back.no_bar(), back.no_logging(): fit_resumable(back, 2, 1e-2, fname='t')
+    assert 'it is back as t_1.pth' in caplog.text and 'trained to the end by an earlier run' in caplog.text, caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(w_first, back.model.state_dict().values()))
+    s = fit_setting(back, 2, None, pct_start=0.3, moms=(0.95, 0.85, 0.95), cbs=[])
+    assert s['lr'] == back.lr and s['schedule'] == {'pct_start': 0.3, 'moms': [0.95, 0.85, 0.95]} and s['loss'] == 'FastCE'
+
+def test_a_checkpoint_from_before_the_learning_rate_was_recorded_is_set_aside(tmp_path, caplog):
+    import json
+    set_seed(0)
+    learn = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with learn.no_bar(), learn.no_logging(): fit_resumable(learn, 2, 1e-2, fname='t')
+    rec = tmp_path/'models'/'t_1.json'
+    d = json.loads(rec.read_text())
+    for k in ('lr', 'schedule', 'loss'): del d['setting'][k]
+    rec.write_text(json.dumps(d))
+    again = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
+    with caplog.at_level(logging.INFO, logger='imgcourse'), again.no_bar(), again.no_logging(): fit_resumable(again, 2, 1e-2, fname='t')
+    assert 'without its learning rate, schedule and loss on record' in caplog.text and len(again.recorder.values) == 2, caplog.text
 
 def test_a_metric_of_several_numbers_does_not_stop_a_checkpointed_fit(tmp_path):
     "fastai keeps a metric that is not one number as it is; its record is `None`, and the fit and its checkpoints go on"
