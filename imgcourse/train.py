@@ -5,7 +5,7 @@
 # %% ../nbs/80_train.ipynb #be9ce928
 from __future__ import annotations
 import imgcourse.data  # first: the data layer quiets a known, harmless warning of fastai's imports
-import os, json, time, math, contextlib, logging, shutil, hashlib, glob
+import os, json, time, math, contextlib, logging, shutil, hashlib, glob, inspect
 from collections import OrderedDict
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
@@ -395,6 +395,7 @@ def _num(v):
 def _md5(b:bytes|str) -> str: return hashlib.md5(b.encode() if isinstance(b, str) else b).hexdigest()[:12]
 
 _SCHEDULE = ('pct_start', 'div', 'div_final', 'wd', 'moms')  # `fit_one_cycle`'s arguments that change what is trained
+_ONE_CYCLE = {k: p.default for k, p in inspect.signature(Learner.fit_one_cycle).parameters.items() if k in _SCHEDULE}  # their defaults
 
 def _lr(lr):
     "A learning rate as JSON: a number, a list (one per parameter group), or a `slice` as `{'slice': [start, stop]}`"
@@ -410,7 +411,7 @@ def _loss_name(f) -> str|None:
 def fit_setting(learn, # a `Learner`
                 n_epoch:int, # epochs of the fit's schedule
                 lr=None, # the fit's learning rate (None: `learn.lr`, as `fit_one_cycle` takes it)
-                **kwargs, # the fit's other `fit_one_cycle` arguments: `pct_start`, `div`, `div_final`, `wd` and `moms` are recorded
+                **kwargs, # the fit's other `fit_one_cycle` arguments: `pct_start`, `div`, `div_final`, `wd` and `moms` are recorded, as they take effect
                ) -> dict:
     "What a checkpoint must have been trained with for `fit_resumable` to resume it: the schedule (epochs, learning rate, the one-cycle arguments given), the loss function, the batch size, the model (its weights' names and shapes; a pretrained start) and the training data (its items, or its tensors), as short fingerprints"
     dl = learn.dls.train
@@ -422,15 +423,17 @@ def fit_setting(learn, # a `Learner`
         data, n = _md5(x.cpu().numpy().tobytes() + (y.cpu().numpy().tobytes() if isinstance(y, Tensor) else b'')), len(x)
     else: data, n, unit = None, len(dl), 'batches'  # neither: only the number of batches is checked
     bs, pre = getattr(dl, 'bs', None), getattr(learn, 'pretrained', None)
+    sched = {k: kwargs.get(k, _ONE_CYCLE[k]) for k in _SCHEDULE}  # given or not, the values the fit uses: a default passed by name is the same fit
+    sched['wd'], sched['moms'] = ifnone(sched['wd'], getattr(learn, 'wd', None)), ifnone(sched['moms'], getattr(learn, 'moms', None))  # `None`: the learner's
     return {'epochs': int(n_epoch), 'bs': None if bs is None else int(bs), 'model': model, 'pretrained': None if pre is None else bool(pre),
             'data': data, 'n_train': int(n), 'unit': unit, 'lr': _lr(ifnone(lr, getattr(learn, 'lr', None))),
-            'schedule': {k: _num(kwargs[k]) for k in _SCHEDULE if k in kwargs}, 'loss': _loss_name(getattr(learn, 'loss_func', None))}  # plain Python values: the same after a JSON round trip
+            'schedule': {k: _num(v) for k, v in sched.items()}, 'loss': _loss_name(getattr(learn, 'loss_func', None))}  # plain Python values: the same after a JSON round trip
 
 _START = {True: 'pretrained', False: 'random', None: 'unstated'}
 
 def _lr_words(lr) -> str:
-    if isinstance(lr, dict) and 'slice' in lr: return 'slice({}, {})'.format(*(f'{o:g}' if isinstance(o, float) else o for o in lr['slice']))
-    return f'{lr:g}' if isinstance(lr, float) else str(lr)
+    if isinstance(lr, dict) and 'slice' in lr: return 'slice({}, {})'.format(*lr['slice'])
+    return str(lr)  # a float's shortest exact form: two rates never print alike
 
 def _other_setting(saved, now:dict) -> str|None:
     "How the setting `saved` with a checkpoint differs from this fit's, in words; None if it is the same"
@@ -446,7 +449,8 @@ def _other_setting(saved, now:dict) -> str|None:
     if 'lr' not in saved: why.append('without its learning rate, schedule and loss on record (an earlier version of imgcourse)')
     else:
         why += [f'with learning rate {_lr_words(saved["lr"])} (this fit: {_lr_words(now["lr"])})' if saved['lr'] != now['lr'] else '',
-                f'with the one-cycle arguments {saved.get("schedule")} (this fit: {now["schedule"]})' if saved.get('schedule') != now['schedule'] else '',
+                *(f'with {k} {(saved.get("schedule") or {}).get(k)} (this fit: {now["schedule"].get(k)})' for k in _SCHEDULE
+                  if (saved.get('schedule') or {}).get(k) != now['schedule'].get(k)),
                 f'with the loss {saved.get("loss")} (this fit: {now["loss"]})' if saved.get('loss') != now['loss'] else '']
     return ', '.join(w for w in why if w) or 'with a setting saved in another form'
 
@@ -511,7 +515,7 @@ def _set_aside_others(learn, fname:str, setting:dict):
         os.replace(f, aside)  # the weights first: a kill before the record moves leaves it where `_put_back` looks too
         if j.exists(): os.replace(j, aside.with_suffix('.json'))
         say(f'{f.name} was trained {why}: it is not resumed here. It is kept as {aside.name}'
-            + (', which a later run with its setting takes back' if isinstance(saved, dict) else '')
+            + (', which a later run with its setting takes back' if isinstance(saved, dict) and 'lr' in saved else '')  # an earlier version's: no run has its setting
             + f'; to use its weights anyway, `learn.load({aside.stem!r})`.', logging.WARNING, once=False)
 
 def _put_back(learn, fname:str, setting:dict):

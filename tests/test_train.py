@@ -292,8 +292,8 @@ def test_another_learning_rate_schedule_or_loss_trains_afresh_and_the_first_come
     w_first = finished_run(tmp_path)
     for lr, kw, loss, says in ((1e-3, {}, None, 'with learning rate 0.01 (this fit: 0.001)'),  # each against the run before it
                                (slice(1e-4, 1e-2), {}, None, 'with learning rate 0.001 (this fit: slice(0.0001, 0.01))'),
-                               (1e-2, {'pct_start': 0.5}, None, "slice(0.0001, 0.01) (this fit: 0.01), with the one-cycle arguments {} (this fit: {'pct_start': 0.5})"),
-                               (1e-2, {}, nn.CrossEntropyLoss(label_smoothing=0.1), "{'pct_start': 0.5} (this fit: {}), with the loss FastCE (this fit: CrossEntropyLoss)")):
+                               (1e-2, {'pct_start': 0.5}, None, "slice(0.0001, 0.01) (this fit: 0.01), with pct_start 0.25 (this fit: 0.5)"),
+                               (1e-2, {}, nn.CrossEntropyLoss(label_smoothing=0.1), "with pct_start 0.5 (this fit: 0.25), with the loss FastCE (this fit: CrossEntropyLoss)")):
         caplog.clear()
         other = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path, loss_func=loss)
         with caplog.at_level(logging.INFO, logger='imgcourse'), other.no_bar(), other.no_logging(): fit_resumable(other, 2, lr, fname='t', **kw)
@@ -303,8 +303,12 @@ def test_another_learning_rate_schedule_or_loss_trains_afresh_and_the_first_come
     with caplog.at_level(logging.INFO, logger='imgcourse'), back.no_bar(), back.no_logging(): fit_resumable(back, 2, 1e-2, fname='t')
     assert 'it is back as t_1.pth' in caplog.text and 'trained to the end by an earlier run' in caplog.text, caplog.text
     assert all(torch.equal(a, b) for a, b in zip(w_first, back.model.state_dict().values()))
-    s = fit_setting(back, 2, None, pct_start=0.3, moms=(0.95, 0.85, 0.95), cbs=[])
-    assert s['lr'] == back.lr and s['schedule'] == {'pct_start': 0.3, 'moms': [0.95, 0.85, 0.95]} and s['loss'] == 'FastCE'
+    s = fit_setting(back, 2, None, pct_start=0.3, moms=(0.9, 0.8, 0.9), cbs=[])
+    assert s['lr'] == back.lr and s['loss'] == 'FastCE'
+    assert s['schedule'] == {'pct_start': 0.3, 'div': 25., 'div_final': 1e5, 'wd': None, 'moms': [0.9, 0.8, 0.9]}
+    assert fit_setting(back, 2, 1e-2, pct_start=0.25, moms=None) == fit_setting(back, 2, 1e-2)  # a default given by name: the same fit
+    back.moms, back.wd = (0.9, 0.8, 0.9), 0.1  # what `fit_one_cycle` uses when not given
+    assert fit_setting(back, 2, 1e-2)['schedule'] | {'pct_start': 0.3} == s['schedule'] | {'wd': 0.1}
 
 def test_a_checkpoint_from_before_the_learning_rate_was_recorded_is_set_aside(tmp_path, caplog):
     import json
@@ -318,6 +322,7 @@ def test_a_checkpoint_from_before_the_learning_rate_was_recorded_is_set_aside(tm
     again = fast_learner(tiny_dls(), tiny_model(), precision='fp32', path=tmp_path)
     with caplog.at_level(logging.INFO, logger='imgcourse'), again.no_bar(), again.no_logging(): fit_resumable(again, 2, 1e-2, fname='t')
     assert 'without its learning rate, schedule and loss on record' in caplog.text and len(again.recorder.values) == 2, caplog.text
+    assert 'takes back' not in caplog.text  # no run has its setting any more: the warning promises nothing
 
 def test_a_metric_of_several_numbers_does_not_stop_a_checkpointed_fit(tmp_path):
     "fastai keeps a metric that is not one number as it is; its record is `None`, and the fit and its checkpoints go on"
