@@ -6,7 +6,7 @@
 __all__ = ['find_notebook', 'clean_streams', 'check_writable', 'run_notebook', 'lesson']
 
 # %% ../nbs/90_run.ipynb #766c4e4a
-import os, re, sys, math, time, logging, contextlib
+import os, re, sys, math, time, logging, contextlib, asyncio, ctypes, threading
 from pathlib import Path
 from fastcore.script import call_parse
 from .data import data_dir, say, show_name, MODES, sigterm_as_interrupt
@@ -84,6 +84,26 @@ def _save(nb, dest:Path) -> bool:
         return False
     finally: tmp.unlink(missing_ok=True)
 
+def _stop_cell(sh, wait:float=10.):
+    """Interrupt the cell that `sh`'s thread is still running, and wait for it to end. execnb runs cells on a thread of their own,
+    and Ctrl-C or SIGTERM reaches only the main thread: the cell would run on until the process exits, its `finally` blocks never
+    run, and a thread stopped at exit in the middle of PyTorch aborts the process (`terminate called without an active exception`)"""
+    t = getattr(sh, '_thread', None)
+    if t is None or not t.is_alive(): return
+    if not asyncio.all_tasks(sh.loop): return sh.close()  # stopped between two cells
+    hook = threading.excepthook  # should the interrupt land in the shell's event loop rather than the cell, it ends that thread: expected, not an error
+    threading.excepthook = lambda a: None if a.thread is t and issubclass(a.exc_type, KeyboardInterrupt) else hook(a)
+    try:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(t.ident), ctypes.py_object(KeyboardInterrupt))  # raised in the cell at its next Python step
+        t0, told = time.time(), False
+        while t.is_alive() and asyncio.all_tasks(sh.loop) and time.time() < t0 + wait:  # IPython ends the cell with the error
+            if not told and time.time() > t0 + 1: say(f'stopping the running cell (waiting up to {wait:.0f} s)', once=False); told = True
+            time.sleep(0.05)
+        stopped = not (t.is_alive() and asyncio.all_tasks(sh.loop))
+        if stopped: sh.close()  # and the shell's loop and thread with it
+    finally: threading.excepthook = hook
+    if not stopped: say(f'the running cell did not stop within {wait:.0f} s (it is inside one long call); it is left running as this run ends', logging.WARNING, once=False)
+
 def run_notebook(src, # notebook to run
                  dest, # where to write the executed notebook
                  mode:str='quick', # 'quick' (seconds, any machine), 'cpu' (minutes on a laptop) or 'full' (the lesson's recipe, for a GPU)
@@ -100,7 +120,7 @@ def run_notebook(src, # notebook to run
     nb, cwd, t0, err = read_nb(src), os.getcwd(), time.time(), sys.stderr  # `err`: the caller's stderr, before any cell captures it
     for c in nb.cells:  # a run stopped halfway must not show the source file's old outputs below where it stopped
         if c.cell_type == 'code': c['outputs'], c['execution_count'] = [], None
-    n, done = sum(c.cell_type == 'code' for c in nb.cells), 0
+    n, done, sh = sum(c.cell_type == 'code' for c in nb.cells), 0, None
     try:
         os.chdir(src.parent)
         sh = CaptureShell(src)
@@ -122,6 +142,8 @@ def run_notebook(src, # notebook to run
           if _save(nb, dest): say(f'{src.name} {how} at code cell {done}/{n}; the notebook up to there, with its outputs, is in {dest}', once=False)
           else: say(f'{src.name} {how} at code cell {done}/{n}, and the executed notebook could not be saved (see above)'
                     + (f'; {dest} holds it as saved during the run, up to code cell {saved}' if saved else ''), logging.WARNING, once=False)
+          if isinstance(e, KeyboardInterrupt):  # saved first (a SIGKILL may follow a SIGTERM soon); then the running cell is stopped too
+            with contextlib.suppress(KeyboardInterrupt): _stop_cell(sh)  # interrupted again while it waits: no more waiting
         raise
     finally:
         os.chdir(cwd)

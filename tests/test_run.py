@@ -94,6 +94,25 @@ def test_a_stopped_run_saves_the_partial_notebook(tmp_path, sig):
     assert nb.cells[0].outputs[0]['text'] == 'first\n' and not nb.cells[2].outputs
     assert not [f for f in dest.parent.iterdir() if f.name != 'probe.ipynb'], 'no temporary files left'
 
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_run_stops_its_running_cell_and_exits_cleanly(tmp_path, sig):
+    "The cell that was running is interrupted too (its `finally` runs, nothing after it), and the process exits with 130, not a C++ abort"
+    marker, cleaned, after = tmp_path/'started', tmp_path/'cleaned-up', tmp_path/'ran-on'
+    src = _nb(tmp_path/'nb', 'print("first")',
+              f'import time, torch\nopen({str(marker)!r}, "w").close()\nx = torch.randn(200, 200)\n'
+              f'try:\n    t = time.time()\n    while time.time() - t < 120: y = (x @ x).relu().sum()\n'
+              f'finally:\n    open({str(cleaned)!r}, "w").close()\nopen({str(after)!r}, "w").close()', 'print("never")')
+    p = subprocess.Popen([CLI, str(src), '--out', str(tmp_path/'out')], stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not marker.exists() and p.poll() is None and time.time() - t0 < 120: time.sleep(0.2)
+    assert marker.exists(), p.communicate()[1]
+    time.sleep(1); p.send_signal(sig)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130, (p.returncode, err)
+    assert 'terminate called' not in err and 'Exception in thread' not in err, err
+    assert cleaned.exists() and not after.exists()  # the cell was stopped where it was, and cleaned up after itself
+    assert nbformat.read(tmp_path/'out'/'probe.ipynb', 4).cells[0].outputs[0]['text'] == 'first\n'
+
 def test_a_killed_run_keeps_the_cells_saved_as_it_went(tmp_path):
     marker = tmp_path/'third-cell-started'
     src = _nb(tmp_path/'nb', 'import time; time.sleep(1); print("first")', 'print("second")', f'open({str(marker)!r}, "w").close()\nimport time\ntime.sleep(120)')
