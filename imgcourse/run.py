@@ -84,13 +84,14 @@ def _save(nb, dest:Path) -> bool:
         return False
     finally: tmp.unlink(missing_ok=True)
 
-def _stop_cell(sh, wait:float=10.):
+def _stop_cell(sh, wait:float=10.) -> bool:
     """Interrupt the cell that `sh`'s thread is still running, and wait for it to end. execnb runs cells on a thread of their own,
     and Ctrl-C or SIGTERM reaches only the main thread: the cell would run on until the process exits, its `finally` blocks never
-    run, and a thread stopped at exit in the middle of PyTorch aborts the process (`terminate called without an active exception`)"""
+    run, and a thread stopped at exit in the middle of PyTorch aborts the process (`terminate called without an active exception`).
+    True if no cell runs any more"""
     t = getattr(sh, '_thread', None)
-    if t is None or not t.is_alive(): return
-    if not asyncio.all_tasks(sh.loop): return sh.close()  # stopped between two cells
+    if t is None or not t.is_alive(): return True
+    if not asyncio.all_tasks(sh.loop): sh.close(); return True  # stopped between two cells
     hook = threading.excepthook  # should the interrupt land in the shell's event loop rather than the cell, it ends that thread: expected, not an error
     threading.excepthook = lambda a: None if a.thread is t and issubclass(a.exc_type, KeyboardInterrupt) else hook(a)
     try:
@@ -102,7 +103,8 @@ def _stop_cell(sh, wait:float=10.):
         stopped = not (t.is_alive() and asyncio.all_tasks(sh.loop))
         if stopped: sh.close()  # and the shell's loop and thread with it
     finally: threading.excepthook = hook
-    if not stopped: say(f'the running cell did not stop within {wait:.0f} s (it is inside one long call); it is left running as this run ends', logging.WARNING, once=False)
+    if not stopped: say(f'the running cell did not stop within {wait:.0f} s; it is left running as this run ends', logging.WARNING, once=False)
+    return stopped
 
 def run_notebook(src, # notebook to run
                  dest, # where to write the executed notebook
@@ -142,8 +144,10 @@ def run_notebook(src, # notebook to run
           if _save(nb, dest): say(f'{src.name} {how} at code cell {done}/{n}; the notebook up to there, with its outputs, is in {dest}', once=False)
           else: say(f'{src.name} {how} at code cell {done}/{n}, and the executed notebook could not be saved (see above)'
                     + (f'; {dest} holds it as saved during the run, up to code cell {saved}' if saved else ''), logging.WARNING, once=False)
+          stopped = False
           if isinstance(e, KeyboardInterrupt):  # saved first (a SIGKILL may follow a SIGTERM soon); then the running cell is stopped too
-            with contextlib.suppress(KeyboardInterrupt): _stop_cell(sh)  # interrupted again while it waits: no more waiting
+            with contextlib.suppress(KeyboardInterrupt): stopped = _stop_cell(sh)  # interrupted again while it waits: no more waiting
+        if stopped: sys.stderr = err  # the cell's output capture ended with it, but leaving `redirect_stderr` put the capture's buffer back
         raise
     finally:
         os.chdir(cwd)

@@ -107,11 +107,29 @@ def test_a_stopped_run_stops_its_running_cell_and_exits_cleanly(tmp_path, sig):
     while not marker.exists() and p.poll() is None and time.time() - t0 < 120: time.sleep(0.2)
     assert marker.exists(), p.communicate()[1]
     time.sleep(1); p.send_signal(sig)
-    err = p.communicate(timeout=60)[1]
+    try: err = p.communicate(timeout=60)[1]
+    finally:
+        if p.poll() is None: p.kill()
     assert p.returncode == 130, (p.returncode, err)
     assert 'terminate called' not in err and 'Exception in thread' not in err, err
     assert cleaned.exists() and not after.exists()  # the cell was stopped where it was, and cleaned up after itself
     assert nbformat.read(tmp_path/'out'/'probe.ipynb', 4).cells[0].outputs[0]['text'] == 'first\n'
+
+def test_an_interrupted_run_in_process_gives_stderr_back(tmp_path):
+    "Ctrl-C in a process that called `run_notebook` itself (Jupyter, a script): once the cell is stopped, `sys.stderr` is the caller's again"
+    import threading, signal as S
+    marker, after = tmp_path/'started', tmp_path/'ran-on'
+    src = _nb(tmp_path/'nb', 'print("first")', f'import time\nopen({str(marker)!r}, "w").close()\nt = time.time()\n'
+              f'while time.time() - t < 60: pass\nopen({str(after)!r}, "w").close()', 'print("never")')
+    def poke():
+        t0 = time.time()
+        while not marker.exists() and time.time() - t0 < 60: time.sleep(0.05)
+        time.sleep(0.5); os.kill(os.getpid(), S.SIGINT)
+    before = sys.stderr
+    threading.Thread(target=poke, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt): run_notebook(src, tmp_path/'o.ipynb')
+    assert sys.stderr is before and not after.exists()
+    assert nbformat.read(tmp_path/'o.ipynb', 4).cells[0].outputs[0]['text'] == 'first\n'
 
 def test_a_killed_run_keeps_the_cells_saved_as_it_went(tmp_path):
     marker = tmp_path/'third-cell-started'
