@@ -432,6 +432,7 @@ def fit_setting(learn, # a `Learner`
 _START = {True: 'pretrained', False: 'random', None: 'unstated'}
 
 def _lr_words(lr) -> str:
+    "A recorded learning rate (`_lr`) as it was written in the call"
     if isinstance(lr, dict) and 'slice' in lr: return 'slice({}, {})'.format(*lr['slice'])
     return str(lr)  # a float's shortest exact form: two rates never print alike
 
@@ -448,9 +449,9 @@ def _other_setting(saved, now:dict) -> str|None:
            if any(saved.get(k) != now[k] for k in ('data', 'n_train', 'unit')) else '']
     if 'lr' not in saved: why.append('without its learning rate, schedule and loss on record (an earlier version of imgcourse)')
     else:
+        was = saved.get('schedule') or {}
         why += [f'with learning rate {_lr_words(saved["lr"])} (this fit: {_lr_words(now["lr"])})' if saved['lr'] != now['lr'] else '',
-                *(f'with {k} {(saved.get("schedule") or {}).get(k)} (this fit: {now["schedule"].get(k)})' for k in _SCHEDULE
-                  if (saved.get('schedule') or {}).get(k) != now['schedule'].get(k)),
+                *(f'with {k} {was.get(k)} (this fit: {now["schedule"].get(k)})' for k in _SCHEDULE if was.get(k) != now['schedule'].get(k)),
                 f'with the loss {saved.get("loss")} (this fit: {now["loss"]})' if saved.get('loss') != now['loss'] else '']
     return ', '.join(w for w in why if w) or 'with a setting saved in another form'
 
